@@ -1,0 +1,47 @@
+//! Adapters: the only part of the server that knows other nodes exist.
+//!
+//! The hub delivers every event to this node's subscribers itself, then hands a
+//! [`ClusterEvent`] to its adapter. The local adapter (one node) drops it; a cluster adapter
+//! sends it to the other nodes, whose adapters feed it back into their hub with
+//! [`crate::hub::Hub::deliver`]. The hub never knows which adapter runs.
+
+use crate::hub::SocketId;
+use axum::extract::ws::Utf8Bytes;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// Something that happened on this node that other nodes must see.
+#[derive(Debug, Clone)]
+pub enum ClusterEvent {
+    /// An encoded frame for a channel's subscribers (HTTP publish or client event).
+    Publish {
+        channel: Arc<str>,
+        frame: Utf8Bytes,
+        except: Option<SocketId>,
+        /// Store it as the channel's cached event (HTTP publishes to cache channels).
+        cache: bool,
+    },
+    /// A user's first connection on this node joined a presence channel.
+    MemberAdded {
+        channel: Arc<str>,
+        user_id: String,
+        user_info: Box<RawValue>,
+    },
+    /// A user's last connection on this node left a presence channel.
+    MemberRemoved { channel: Arc<str>, user_id: String },
+    /// `terminate_connections` for a user: every node closes its connections of that user.
+    Terminate { user_id: String },
+}
+
+/// Carries cluster events to other nodes. Must not block: queue and return.
+pub trait Adapter: Send + Sync + 'static {
+    fn send(&self, app_id: &str, event: ClusterEvent);
+}
+
+/// A single node: there is nobody to tell.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalAdapter;
+
+impl Adapter for LocalAdapter {
+    fn send(&self, _app_id: &str, _event: ClusterEvent) {}
+}

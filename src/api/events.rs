@@ -1,0 +1,213 @@
+//! `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`: validate everything,
+//! then publish through the hub, and answer `{}` (or the requested channel info) with 200.
+
+use super::{authorize, ApiError};
+use crate::apps::App;
+use crate::hub::SocketId;
+use crate::protocol::{validate_channel_name, ChannelKind};
+use crate::server::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{Method, Uri};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// One event as the SDKs send it (`channel` or `channels`).
+#[derive(Deserialize)]
+pub struct EventBody {
+    name: Option<String>,
+    data: Option<Box<RawValue>>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    socket_id: Option<String>,
+    #[serde(default)]
+    info: Option<String>,
+}
+
+/// An event that passed validation.
+pub struct ValidEvent {
+    pub name: String,
+    pub data: String,
+    pub channels: Vec<String>,
+    pub except: Option<SocketId>,
+    pub info: Vec<String>,
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("The request body is not valid JSON: {e}")))
+}
+
+/// Check one event against the app's limits.
+pub fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
+    let name = ev
+        .name
+        .ok_or_else(|| ApiError::BadRequest("The event name is missing".into()))?;
+    if name.is_empty() || name.len() > app.max_event_name_len {
+        return Err(ApiError::BadRequest(format!(
+            "The event name must be 1 to {} characters",
+            app.max_event_name_len
+        )));
+    }
+    let raw = ev
+        .data
+        .ok_or_else(|| ApiError::BadRequest("The event data is missing".into()))?;
+    // `data` is a string that goes out verbatim; an object is accepted as its JSON text.
+    let data = if raw.get().starts_with('"') {
+        serde_json::from_str::<String>(raw.get())
+            .map_err(|_| ApiError::BadRequest("The event data is not a valid string".into()))?
+    } else {
+        raw.get().to_string()
+    };
+    if data.len() > app.max_event_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "The event data should be at most {} bytes (it is {})",
+            app.max_event_bytes,
+            data.len()
+        )));
+    }
+    let channels = match (ev.channels, ev.channel) {
+        (Some(list), _) => list,
+        (None, Some(one)) => vec![one],
+        (None, None) => return Err(ApiError::BadRequest("The event names no channels".into())),
+    };
+    if channels.is_empty() || channels.len() > app.max_channels_per_event {
+        return Err(ApiError::BadRequest(format!(
+            "An event must name 1 to {} channels",
+            app.max_channels_per_event
+        )));
+    }
+    for c in &channels {
+        validate_channel_name(c, app.max_channel_name_len)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid channel '{c}': {e}")))?;
+    }
+    if channels.len() > 1
+        && channels
+            .iter()
+            .any(|c| ChannelKind::of(c).kind == ChannelKind::Encrypted)
+    {
+        return Err(ApiError::BadRequest(
+            "Events to encrypted channels must name exactly one channel".into(),
+        ));
+    }
+    let except = match ev.socket_id.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            SocketId::parse(s)
+                .ok_or_else(|| ApiError::BadRequest(format!("Invalid socket_id '{s}'")))?,
+        ),
+    };
+    let info = ev
+        .info
+        .map(|i| {
+            i.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ValidEvent {
+        name,
+        data,
+        channels,
+        except,
+        info,
+    })
+}
+
+/// The `info` attributes of one event's channels, after publishing.
+fn channel_info(state: &AppState, app_id: &str, ev: &ValidEvent) -> Value {
+    let mut channels = Map::new();
+    for c in &ev.channels {
+        let stats = state.hub.channel(app_id, c);
+        let mut attrs = Map::new();
+        let presence = ChannelKind::of(c).kind == ChannelKind::Presence;
+        for attr in &ev.info {
+            match attr.as_str() {
+                "subscription_count" => {
+                    attrs.insert(attr.clone(), stats.subscription_count.into());
+                }
+                "user_count" if presence => {
+                    attrs.insert(attr.clone(), stats.user_count.unwrap_or(0).into());
+                }
+                _ => {}
+            }
+        }
+        channels.insert(c.clone(), Value::Object(attrs));
+    }
+    Value::Object(channels)
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let ev = validate(&app, parse_json(&body)?)?;
+    state
+        .hub
+        .publish(&app.id, &ev.channels, &ev.name, &ev.data, ev.except);
+    if ev.info.is_empty() {
+        return Ok(Json(Value::Object(Map::new())));
+    }
+    Ok(Json(
+        serde_json::json!({ "channels": channel_info(&state, &app.id, &ev) }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    batch: Option<Vec<EventBody>>,
+}
+
+pub async fn batch_events(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let batch: BatchBody = parse_json(&body)?;
+    let batch = batch
+        .batch
+        .ok_or_else(|| ApiError::BadRequest("The request has no batch".into()))?;
+    if batch.len() > app.max_batch_events {
+        return Err(ApiError::BadRequest(format!(
+            "A batch holds at most {} events",
+            app.max_batch_events
+        )));
+    }
+    // Validate every event before sending any.
+    let events = batch
+        .into_iter()
+        .map(|e| validate(&app, e))
+        .collect::<Result<Vec<_>, _>>()?;
+    for ev in &events {
+        state
+            .hub
+            .publish(&app.id, &ev.channels, &ev.name, &ev.data, ev.except);
+    }
+    if events.iter().all(|e| e.info.is_empty()) {
+        return Ok(Json(Value::Object(Map::new())));
+    }
+    let items: Vec<Value> = events
+        .iter()
+        .map(|ev| {
+            // One attribute object per item (its single channel).
+            match channel_info(&state, &app.id, ev) {
+                Value::Object(m) => m.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
+                other => other,
+            }
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "batch": items })))
+}

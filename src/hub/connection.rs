@@ -1,0 +1,213 @@
+//! One connection as the hub sees it: its socket id, its app, its bounded outbound queue and
+//! what it is subscribed to.
+//!
+//! Publishers push shared, already-encoded frames into the queue and wake the connection's task
+//! (in `ws/`), which writes them out in one batch. The queue allocates nothing until the first
+//! frame arrives. When it holds more than its limit the client is not keeping up: the queue is
+//! dropped and the connection is marked to close with 4100, so a slow client never slows the
+//! publisher or the others.
+
+use crate::apps::App;
+use crate::protocol::ErrorCode;
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A socket id as a number: `hi.lo` on the wire (`^\d+\.\d+$`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u64);
+
+impl SocketId {
+    /// A fresh id: a random high half and a process-wide counter as the low half.
+    pub fn generate() -> SocketId {
+        static COUNTER: AtomicU32 = AtomicU32::new(1);
+        let hi = rand::random::<u32>() % 1_000_000_000 + 1;
+        let lo = COUNTER.fetch_add(1, Ordering::Relaxed);
+        SocketId((u64::from(hi) << 32) | u64::from(lo))
+    }
+
+    /// Parse the wire form `digits.digits` (each part fitting in 32 bits).
+    pub fn parse(s: &str) -> Option<SocketId> {
+        let (hi, lo) = s.split_once('.')?;
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(hi) || !digits(lo) {
+            return None;
+        }
+        let hi: u32 = hi.parse().ok()?;
+        let lo: u32 = lo.parse().ok()?;
+        Some(SocketId((u64::from(hi) << 32) | u64::from(lo)))
+    }
+}
+
+impl std::fmt::Display for SocketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0 >> 32, self.0 & 0xffff_ffff)
+    }
+}
+
+/// Why the hub wants a connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: ErrorCode,
+    pub message: &'static str,
+    /// Also send a `pusher:error` frame before closing.
+    pub send_error: bool,
+}
+
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Utf8Bytes>,
+    close: Option<CloseRequest>,
+}
+
+/// One subscription as the connection remembers it (for clean-up and client events).
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub channel: Arc<str>,
+    /// The presence user id this socket joined as.
+    pub user_id: Option<Arc<str>>,
+}
+
+/// What a connection is: subscribed channels and its signed-in user.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    pub subscriptions: Vec<Subscription>,
+    /// The user this connection signed in as (`pusher:signin`).
+    pub user: Option<Arc<str>>,
+    /// Users this connection watches (after sign-in with a watchlist).
+    pub watchlist: Vec<Arc<str>>,
+}
+
+impl ConnState {
+    pub fn subscription(&self, channel: &str) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|s| &*s.channel == channel)
+    }
+}
+
+/// The hub's handle on one live connection.
+pub struct Connection {
+    pub socket_id: SocketId,
+    pub app: Arc<App>,
+    max_queue: usize,
+    outbox: Mutex<Outbox>,
+    notify: Notify,
+    pub(crate) state: Mutex<ConnState>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("socket_id", &self.socket_id)
+            .field("app", &self.app.id)
+            .finish()
+    }
+}
+
+impl Connection {
+    pub fn new(app: Arc<App>, max_queue: usize) -> Connection {
+        Connection {
+            socket_id: SocketId::generate(),
+            app,
+            max_queue: max_queue.max(1),
+            outbox: Mutex::new(Outbox::default()),
+            notify: Notify::new(),
+            state: Mutex::new(ConnState::default()),
+        }
+    }
+
+    /// Queue a frame. Never blocks; on overflow the queue is dropped and the connection is
+    /// marked to close with 4100.
+    pub fn push(&self, frame: Utf8Bytes) {
+        let mut ob = self.outbox.lock();
+        if ob.close.is_some() {
+            return;
+        }
+        if ob.queue.len() >= self.max_queue {
+            ob.queue = VecDeque::new();
+            ob.close = Some(CloseRequest {
+                code: ErrorCode::OverCapacity,
+                message: "Over capacity: the client is not reading its messages fast enough",
+                send_error: false,
+            });
+            drop(ob);
+            self.notify.notify_one();
+            return;
+        }
+        let was_empty = ob.queue.is_empty();
+        ob.queue.push_back(frame);
+        drop(ob);
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Ask the connection's task to close it (first request wins).
+    pub fn close(&self, request: CloseRequest) {
+        let mut ob = self.outbox.lock();
+        if ob.close.is_none() {
+            ob.close = Some(request);
+        }
+        drop(ob);
+        self.notify.notify_one();
+    }
+
+    /// Swap the queued frames into `into` (which must be empty); returns a close request if
+    /// one is pending.
+    pub(crate) fn take(&self, into: &mut VecDeque<Utf8Bytes>) -> Option<CloseRequest> {
+        let mut ob = self.outbox.lock();
+        std::mem::swap(&mut ob.queue, into);
+        ob.close.clone()
+    }
+
+    pub(crate) fn close_requested(&self) -> bool {
+        self.outbox.lock().close.is_some()
+    }
+
+    /// Resolves when frames are queued or a close is requested.
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    pub fn is_subscribed(&self, channel: &str) -> bool {
+        self.state.lock().subscription(channel).is_some()
+    }
+
+    pub fn user_id(&self) -> Option<Arc<str>> {
+        self.state.lock().user.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_ids_round_trip() {
+        let id = SocketId::generate();
+        let s = id.to_string();
+        assert!(s.split_once('.').is_some());
+        assert_eq!(SocketId::parse(&s), Some(id));
+        assert_eq!(
+            SocketId::parse("1234.1234"),
+            Some(SocketId((1234 << 32) | 1234))
+        );
+        for bad in ["", "1", "1.", ".1", "a.b", "1.2.3", "-1.2", "99999999999.1"] {
+            assert_eq!(SocketId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn overflow_marks_close_and_drops_queue() {
+        let c = Connection::new(Arc::new(App::default()), 2);
+        c.push(Utf8Bytes::from_static("a"));
+        c.push(Utf8Bytes::from_static("b"));
+        c.push(Utf8Bytes::from_static("c"));
+        let mut q = VecDeque::new();
+        let close = c.take(&mut q);
+        assert!(q.is_empty());
+        assert_eq!(close.unwrap().code, ErrorCode::OverCapacity);
+    }
+}

@@ -1,0 +1,93 @@
+//! The `rf-broadcast` binary: parse the configuration, start logging, serve until SIGINT or
+//! SIGTERM. Everything else lives in the library.
+
+use clap::Parser;
+use rf_broadcast::config::{Cli, ProcessEnv};
+use rf_broadcast::{apps::Apps, server, AppState, Hub};
+use std::sync::Arc;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let config = match cli.resolve(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rf-broadcast: {e}");
+            std::process::exit(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if config.workers > 0 {
+        rt.worker_threads(config.workers);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rf-broadcast: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(config)) {
+        eprintln!("rf-broadcast: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
+    let app = &config.apps[0];
+    tracing::info!(
+        "rf-broadcast listening on http://{addr} ({} app(s))",
+        config.apps.len()
+    );
+    tracing::info!(
+        "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME=http",
+        app.id, app.key, addr.ip(), addr.port()
+    );
+    tracing::info!(
+        "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})",
+        app.key, addr.ip(), addr.port()
+    );
+    if config.server.dev_auth {
+        tracing::warn!(
+            "--dev-auth is ON: this server signs ANY channel subscription and user sign-in \
+             (POST /pusher/auth, /broadcasting/auth, /pusher/user-auth). DEVELOPMENT ONLY. \
+             Demo page: http://{addr}/demo"
+        );
+    }
+    let state = AppState {
+        hub,
+        options: Arc::new(config.server.clone()),
+    };
+    server::serve(listener, state, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: closing connections with 4200");
+}

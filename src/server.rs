@@ -1,0 +1,148 @@
+//! The router and the serve loop: WebSocket `/app/{key}`, the HTTP API, `/up`, the
+//! development routes when asked for, the hub's periodic tick, and graceful shutdown (every
+//! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
+
+use crate::hub::{CloseRequest, Hub};
+use crate::protocol::ErrorCode;
+use crate::ws::{self, Handshake};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Node-wide settings of the HTTP and WebSocket layers.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest WebSocket message (and frame) a client may send, in bytes; bigger closes 1009.
+    pub max_frame_bytes: usize,
+    /// Largest HTTP API request body, in bytes; bigger answers 413.
+    pub max_request_bytes: usize,
+    /// Serve the development auth endpoints and the demo page.
+    pub dev_auth: bool,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_frame_bytes: 64 * 1024,
+            max_request_bytes: 1024 * 1024,
+            dev_auth: false,
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub options: Arc<ServerOptions>,
+}
+
+/// All routes with their state: mount it in any axum app, or serve it with [`serve`].
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/app/{key}", get(ws_upgrade))
+        .route("/up", get(|| async { "OK" }))
+        .merge(crate::api::routes());
+    if state.options.dev_auth {
+        router = router.merge(crate::dev::routes());
+    }
+    router
+        .layer(DefaultBodyLimit::max(state.options.max_request_bytes))
+        .with_state(state)
+}
+
+async fn ws_upgrade(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let params = crate::api::parse_query(query.as_deref().unwrap_or(""));
+    let protocol = params
+        .into_iter()
+        .find(|(k, _)| k == "protocol")
+        .map(|(_, v)| v);
+    let handshake = Handshake {
+        app: state.hub.apps().by_key(&key).cloned(),
+        protocol,
+    };
+    let max = state.options.max_frame_bytes;
+    let hub = state.hub.clone();
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max.max(1024 * 1024) * 4)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| ws::serve(socket, hub, handshake))
+}
+
+/// Run the hub's periodic work (throttled subscription counts, cache expiry) until the hub
+/// is dropped.
+pub fn spawn_ticker(hub: &Arc<Hub>) {
+    let weak = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match weak.upgrade() {
+                Some(hub) => hub.tick(),
+                None => return,
+            }
+        }
+    });
+}
+
+/// Serve until `shutdown` resolves, then close every WebSocket with 4200 and wait (bounded)
+/// for them to go.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = state.hub.clone();
+    let grace = state.options.shutdown_grace;
+    spawn_ticker(&hub);
+    let app = router(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+    let closer = {
+        let hub = hub.clone();
+        async move {
+            if rx.await.is_err() {
+                return;
+            }
+            close_all(&hub, grace).await;
+        }
+    };
+    let (result, _) = tokio::join!(async move { server.await }, closer);
+    result
+}
+
+/// Ask every connection to close with 4200 and wait until they are gone or `grace` passes.
+pub async fn close_all(hub: &Arc<Hub>, grace: Duration) {
+    for conn in hub.all_connections() {
+        conn.close(CloseRequest {
+            code: ErrorCode::ReconnectImmediately,
+            message: "Server is shutting down; reconnect",
+            send_error: true,
+        });
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
