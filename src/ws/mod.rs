@@ -27,6 +27,10 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// How long to wait for the client's close reply before dropping the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a connection closed by the server (slow consumer, terminate, shutdown) may take to
+/// get its close frame out before the socket is dropped.
+const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(10);
+
 /// What the upgrade request asked for, checked before the connection is admitted.
 pub struct Handshake {
     pub app: Option<Arc<App>>,
@@ -162,12 +166,17 @@ async fn run(mut socket: WebSocket, hub: &Arc<Hub>, conn: &Arc<Connection>) {
 
     loop {
         // Write whatever is queued, then honour a close request.
-        let close_request = conn.take(&mut batch);
-        if !batch.is_empty() && write_batch(&mut socket, conn, &mut batch).await.is_err() {
-            return;
+        let mut close_request = conn.take(&mut batch);
+        if !batch.is_empty() {
+            match write_batch(&mut socket, conn, &mut batch).await {
+                Ok(()) => {}
+                Err(WriteError::Io) => return,
+                Err(WriteError::Overflow) => close_request = conn.take(&mut batch),
+            }
         }
         if let Some(req) = close_request {
-            finish(&mut socket, req).await;
+            // A slow consumer may not read its close frame soon, if ever: bounded wait.
+            let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, finish(&mut socket, req)).await;
             return;
         }
         tokio::select! {
@@ -229,13 +238,18 @@ fn read_error(e: axum::Error) -> Flow {
     }
 }
 
+enum WriteError {
+    Io,
+    Overflow,
+}
+
 /// Write a batch with one flush. While the socket cannot take more, keep watching the queue:
-/// if it overflows meanwhile (slow consumer) give up on the socket at once.
+/// if it overflows meanwhile (slow consumer), stop writing at once.
 async fn write_batch(
     socket: &mut WebSocket,
     conn: &Connection,
     batch: &mut VecDeque<Utf8Bytes>,
-) -> Result<(), ()> {
+) -> Result<(), WriteError> {
     let write = async {
         for frame in batch.drain(..) {
             socket.feed(Message::Text(frame)).await?;
@@ -253,8 +267,8 @@ async fn write_batch(
     };
     tokio::select! {
         biased;
-        r = write => r.map_err(|_| ()),
-        _ = overflow => Err(()),
+        r = write => r.map_err(|_| WriteError::Io),
+        _ = overflow => Err(WriteError::Overflow),
     }
 }
 
