@@ -202,6 +202,17 @@ impl Session {
             );
             return;
         };
+        if user_data.len() > app.max_event_bytes {
+            self.send_error(
+                Some(ErrorCode::Unauthorized),
+                &format!(
+                    "Invalid sign-in: user_data is larger than {} bytes",
+                    app.max_event_bytes
+                ),
+                None,
+            );
+            return;
+        }
         let s = format!("{}::user::{}", self.socket_id, user_data);
         if let Err(e) = auth::verify_auth(data.auth.as_deref(), &app.key, &app.secret, &s) {
             tracing::debug!(socket_id = %self.socket_id, error = %e, "sign-in refused");
@@ -213,6 +224,17 @@ impl Session {
             return;
         }
         let user = match parse_user_data(&user_data) {
+            Ok(u) if u.id.len() > app.max_user_id_len => {
+                self.send_error(
+                    Some(ErrorCode::Unauthorized),
+                    &format!(
+                        "Invalid user_data: id is longer than {}",
+                        app.max_user_id_len
+                    ),
+                    None,
+                );
+                return;
+            }
             Ok(u) => u,
             Err(e) => {
                 self.send_error(
