@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Rust tests (unit, black-box, doc), the real-client
+# compat suite (pusher-js, Laravel Echo, Pusher Node/Python SDKs, headless Chromium) and the
+# load generator's correctness smoke run. Exits non-zero if any part fails.
+# Needs what compat-tests/setup.sh installs (npm packages, a Python venv, chromium), and a
+# Redis on 127.0.0.1:6379 for the cluster tests; .ci/run prepares both on a fresh machine.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+failed=()
+step() {
+  local name=$1
+  shift
+  echo "==> $name"
+  if "$@"; then
+    echo "==> $name: ok"
+  else
+    echo "==> $name: FAILED"
+    failed+=("$name")
+  fi
+}
+
+step "cargo build" cargo build --workspace --all-targets
+step "cargo test" cargo test --workspace
+export RF_BIN="$PWD/target/debug/rf-broadcast"
+step "compat-tests" bash -c 'cd compat-tests && npm test'
+if [ -x loadgen/smoke.sh ]; then
+  step "loadgen smoke" loadgen/smoke.sh
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all test suites passed"

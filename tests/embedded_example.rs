@@ -1,0 +1,64 @@
+//! The embedding example (`examples/embedded.rs`) really works: a pusher-protocol client on the
+//! app's own router receives what the app's handler broadcasts.
+
+#[path = "../examples/embedded.rs"]
+#[allow(dead_code)]
+mod embedded;
+mod common;
+
+use common::Client;
+use rf_broadcast::{App, Broadcaster, Channel, MemoryBroadcaster};
+use serde_json::json;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn handler_broadcast_reaches_subscribers_of_the_embedded_router() {
+    let broadcaster = MemoryBroadcaster::new(vec![App::new("app-id", "app-key", "app-secret")]);
+    let shop = embedded::Shop {
+        broadcaster: broadcaster.clone(),
+        next_id: Arc::new(AtomicU64::new(1)),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, embedded::app(shop)).await });
+
+    let mut c = Client::connect(&format!("ws://{addr}/app/app-key?protocol=7")).await;
+    let est = c.expect_next("pusher:connection_established").await;
+    let data: serde_json::Value = serde_json::from_str(est["data"].as_str().unwrap()).unwrap();
+    c.socket_id = data["socket_id"].as_str().unwrap().into();
+    c.key = "app-key".into();
+    c.secret = "app-secret".into();
+    c.subscribe_private("private-orders").await;
+    assert!(broadcaster.is_subscribed(&c.socket_id, &Channel::private("orders")));
+    assert_eq!(broadcaster.connections(), 1);
+
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/orders"))
+        .json(&json!({"item":"book"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["id"], 1);
+    let ev = c.expect_next("order.created").await;
+    assert_eq!(ev["channel"], "private-orders");
+    let payload: serde_json::Value = serde_json::from_str(ev["data"].as_str().unwrap()).unwrap();
+    assert_eq!(payload, json!({"id":1,"order":{"item":"book"}}));
+
+    // Server-side subscribe/unsubscribe and presence through the trait.
+    broadcaster
+        .subscribe(
+            &c.socket_id,
+            &Channel::presence("staff"),
+            Some(rf_broadcast::Member { user_id: "9".into(), user_info: json!({"n":"x"}) }),
+        )
+        .unwrap();
+    c.expect_next("pusher_internal:subscription_succeeded").await;
+    assert_eq!(broadcaster.presence(&Channel::presence("staff"))[0].user_id, "9");
+    broadcaster.unsubscribe(&c.socket_id, &Channel::presence("staff")).unwrap();
+    assert!(broadcaster.presence(&Channel::presence("staff")).is_empty());
+    assert!(broadcaster.subscribe("1.1", &Channel::public("x"), None).is_err());
+}
