@@ -5,6 +5,7 @@
 //! `BROADCAST_CONNECTION` / `BROADCAST_DRIVER` wins, and `PUSHER_*` when neither names one),
 //! then the development default.
 
+use crate::adapter::redis::RedisSettings;
 use crate::apps::App;
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
@@ -100,6 +101,26 @@ pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, env = "RF_LOG", default_value = "info")]
     pub log_level: String,
+    /// How nodes are joined: `local` (one node) or `redis` (several nodes over Redis pub/sub).
+    #[arg(long, env = "RF_ADAPTER", default_value = "local", value_parser = ["local", "redis"])]
+    pub adapter: String,
+    /// Redis URL for `--adapter redis` [env: RF_REDIS_URL, REDIS_URL, or Laravel's
+    /// REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD] [default: redis://127.0.0.1:6379]
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis channel, so deployments sharing one Redis never meet.
+    #[arg(long, env = "RF_REDIS_PREFIX", default_value = "rf-broadcast")]
+    pub redis_prefix: String,
+    /// Redis pub/sub channels per app (events of a channel go to hash(channel) mod this).
+    #[arg(long, env = "RF_REDIS_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub redis_partitions: u32,
+    /// Seconds between this node's heartbeats to the other nodes.
+    #[arg(long, env = "RF_NODE_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_heartbeat: u64,
+    /// Seconds without a heartbeat after which a node counts as dead and its presence
+    /// members are removed (must exceed --node-heartbeat).
+    #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    pub node_expiry: u64,
 }
 
 /// Everything the binary needs, resolved and checked.
@@ -111,6 +132,8 @@ pub struct Config {
     pub server: ServerOptions,
     pub workers: usize,
     pub log_level: String,
+    /// Set when `--adapter redis`.
+    pub redis: Option<RedisSettings>,
 }
 
 /// A configuration mistake: printed on one line, exit code 2.
@@ -238,7 +261,28 @@ impl Cli {
                 ));
             }
         }
+        let redis = match self.adapter.as_str() {
+            "redis" => {
+                if self.node_expiry <= self.node_heartbeat {
+                    return Err(ConfigError::Invalid(
+                        "node expiry",
+                        "--node-expiry must be longer than --node-heartbeat".into(),
+                    ));
+                }
+                let url = redis_url(self.redis_url.clone(), env)?;
+                Some(RedisSettings {
+                    url,
+                    prefix: self.redis_prefix.clone(),
+                    partitions: self.redis_partitions,
+                    heartbeat: Duration::from_secs(self.node_heartbeat),
+                    node_expiry: Duration::from_secs(self.node_expiry),
+                    ..RedisSettings::default()
+                })
+            }
+            _ => None,
+        };
         Ok(Config {
+            redis,
             addr: SocketAddr::new(ip, port),
             apps,
             hub: HubSettings {
@@ -254,6 +298,35 @@ impl Cli {
             log_level: self.log_level,
         })
     }
+}
+
+/// The Redis URL: the flag, `RF_REDIS_URL`, `REDIS_URL`, or one built from Laravel's
+/// `REDIS_HOST` / `REDIS_PORT` / `REDIS_USERNAME` / `REDIS_PASSWORD`.
+fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError> {
+    let url = flag
+        .or_else(|| env.var("RF_REDIS_URL"))
+        .or_else(|| env.var("REDIS_URL"));
+    let url = match url {
+        Some(u) => u,
+        None => {
+            use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+            let host = env.var("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into());
+            let port = env.var("REDIS_PORT").unwrap_or_else(|| "6379".into());
+            let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+            let auth = match (env.var("REDIS_USERNAME"), env.var("REDIS_PASSWORD")) {
+                (Some(u), Some(p)) => format!("{}:{}@", enc(&u), enc(&p)),
+                (None, Some(p)) => format!(":{}@", enc(&p)),
+                (Some(u), None) => format!("{}@", enc(&u)),
+                (None, None) => String::new(),
+            };
+            format!("redis://{auth}{host}:{port}")
+        }
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        return Err(ConfigError::Invalid("Redis URL", url));
+    }
+    Ok(url)
 }
 
 fn load_apps_file(path: &PathBuf) -> Result<Vec<App>, ConfigError> {
@@ -319,6 +392,58 @@ mod tests {
             resolve(&["--app-key", "flag"], &v).unwrap().apps[0].key,
             "flag"
         );
+    }
+
+    #[test]
+    fn redis_adapter_settings() {
+        assert!(resolve(&[], &[]).unwrap().redis.is_none());
+        let r = resolve(&["--adapter", "redis"], &[])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.url, "redis://127.0.0.1:6379");
+        assert_eq!(r.prefix, "rf-broadcast");
+        assert_eq!(r.heartbeat, Duration::from_secs(5));
+        assert_eq!(r.node_expiry, Duration::from_secs(15));
+        let laravel = [
+            ("REDIS_HOST", "redis.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "p@ss"),
+        ];
+        let r = resolve(&["--adapter", "redis"], &laravel)
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.url, "redis://:p%40ss@redis.internal:6380");
+        let mut v = laravel.to_vec();
+        v.push(("REDIS_URL", "redis://from-url:1"));
+        let r = resolve(&["--adapter", "redis"], &v).unwrap().redis.unwrap();
+        assert_eq!(r.url, "redis://from-url:1");
+        v.push(("RF_REDIS_URL", "redis://rf:2"));
+        let r = resolve(&["--adapter", "redis", "--redis-prefix", "p1"], &v)
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!((r.url.as_str(), r.prefix.as_str()), ("redis://rf:2", "p1"));
+        let r = resolve(&["--adapter", "redis", "--redis-url", "redis://flag:3"], &v)
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.url, "redis://flag:3");
+        assert!(resolve(&["--adapter", "redis", "--redis-url", "http://x"], &[]).is_err());
+        assert!(resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--node-heartbeat",
+                "5",
+                "--node-expiry",
+                "5"
+            ],
+            &[]
+        )
+        .is_err());
+        assert!(Cli::try_parse_from(["x", "--adapter", "zookeeper"]).is_err());
     }
 
     #[test]

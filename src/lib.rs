@@ -35,6 +35,7 @@ pub mod protocol;
 pub mod server;
 pub mod ws;
 
+pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
 pub use apps::App;
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,

@@ -43,6 +43,19 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
+    let mut adapter = None;
+    if let Some(redis) = &config.redis {
+        adapter = Some(
+            rf_broadcast::RedisAdapter::start(&hub, redis.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        );
+        tracing::info!(
+            "cluster: redis adapter, prefix '{}', heartbeat {:?}, node expiry {:?}",
+            redis.prefix,
+            redis.heartbeat,
+            redis.node_expiry
+        );
+    }
     let app = &config.apps[0];
     tracing::info!(
         "rf-broadcast listening on http://{addr} ({} app(s))",
@@ -67,7 +80,12 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         hub,
         options: Arc::new(config.server.clone()),
     };
-    server::serve(listener, state, shutdown_signal()).await
+    let result = server::serve(listener, state, shutdown_signal()).await;
+    if let Some(adapter) = adapter {
+        // Let the other nodes hear that this node's members left.
+        adapter.flush(std::time::Duration::from_secs(2)).await;
+    }
+    result
 }
 
 async fn shutdown_signal() {

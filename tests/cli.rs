@@ -39,7 +39,11 @@ async fn wait_up(port: u16) {
 
 fn clean_env(cmd: &mut Command) -> &mut Command {
     for (k, _) in std::env::vars() {
-        if k.starts_with("RF_") || k.starts_with("PUSHER_") || k.starts_with("REVERB_") || k.starts_with("BROADCAST_") {
+        if k.starts_with("RF_")
+            || k.starts_with("PUSHER_")
+            || k.starts_with("REVERB_")
+            || k.starts_with("BROADCAST_")
+        {
             cmd.env_remove(k);
         }
     }
@@ -56,7 +60,10 @@ fn bad_values_exit_2_with_one_line() {
         vec!["--apps-file", "/nonexistent/apps.json"],
         vec!["--no-such-flag"],
     ] {
-        let out = clean_env(&mut Command::new(BIN)).args(&args).output().unwrap();
+        let out = clean_env(&mut Command::new(BIN))
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{err}");
@@ -69,7 +76,16 @@ fn help_documents_the_flags() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--app-id", "--app-key", "--app-secret", "--host", "--port", "--dev-auth", "--max-event-bytes", "PUSHER_APP_ID"] {
+    for flag in [
+        "--app-id",
+        "--app-key",
+        "--app-secret",
+        "--host",
+        "--port",
+        "--dev-auth",
+        "--max-event-bytes",
+        "PUSHER_APP_ID",
+    ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
 }
@@ -93,10 +109,16 @@ async fn serves_with_laravel_env_names_and_closes_4200_on_sigterm() {
     let mut c = Client::connect(&format!("ws://127.0.0.1:{port}/app/reverb-key?protocol=7")).await;
     c.expect_next("pusher:connection_established").await;
     let mut wrong = Client::connect(&format!("ws://127.0.0.1:{port}/app/ignored-pusher-key")).await;
-    assert_eq!(wrong.expect_next("pusher:error").await["data"]["code"], 4001);
+    assert_eq!(
+        wrong.expect_next("pusher:error").await["data"]["code"],
+        4001
+    );
     // SIGTERM: the client is told to reconnect (4200) and the process exits.
     let pid = child.0.id();
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     c.expect_close_code(4200).await;
     let mut child = child;
     for _ in 0..100 {
@@ -114,7 +136,13 @@ async fn dev_auth_signs_subscriptions_and_serves_the_demo() {
     let port = free_port();
     let _child = Child(
         clean_env(&mut Command::new(BIN))
-            .args(["--port", &port.to_string(), "--dev-auth", "--log-level", "error"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--dev-auth",
+                "--log-level",
+                "error",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -129,7 +157,9 @@ async fn dev_auth_signs_subscriptions_and_serves_the_demo() {
     let r: serde_json::Value = http
         .post(format!("http://127.0.0.1:{port}/broadcasting/auth"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("socket_id={socket_id}&channel_name=presence-demo&user_id=ada"))
+        .body(format!(
+            "socket_id={socket_id}&channel_name=presence-demo&user_id=ada"
+        ))
         .send()
         .await
         .unwrap()
@@ -138,7 +168,9 @@ async fn dev_auth_signs_subscriptions_and_serves_the_demo() {
         .unwrap();
     c.send(serde_json::json!({"event":"pusher:subscribe","data":{"channel":"presence-demo","auth":r["auth"],"channel_data":r["channel_data"]}}))
         .await;
-    let ok = c.expect_next("pusher_internal:subscription_succeeded").await;
+    let ok = c
+        .expect_next("pusher_internal:subscription_succeeded")
+        .await;
     assert!(ok["data"].as_str().unwrap().contains("\"ada\""));
     let page = http
         .get(format!("http://127.0.0.1:{port}/demo"))

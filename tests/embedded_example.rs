@@ -1,10 +1,10 @@
 //! The embedding example (`examples/embedded.rs`) really works: a pusher-protocol client on the
 //! app's own router receives what the app's handler broadcasts.
 
+mod common;
 #[path = "../examples/embedded.rs"]
 #[allow(dead_code)]
 mod embedded;
-mod common;
 
 use common::Client;
 use rf_broadcast::{App, Broadcaster, Channel, MemoryBroadcaster};
@@ -53,12 +53,23 @@ async fn handler_broadcast_reaches_subscribers_of_the_embedded_router() {
         .subscribe(
             &c.socket_id,
             &Channel::presence("staff"),
-            Some(rf_broadcast::Member { user_id: "9".into(), user_info: json!({"n":"x"}) }),
+            Some(rf_broadcast::Member {
+                user_id: "9".into(),
+                user_info: json!({"n":"x"}),
+            }),
         )
         .unwrap();
-    c.expect_next("pusher_internal:subscription_succeeded").await;
-    assert_eq!(broadcaster.presence(&Channel::presence("staff"))[0].user_id, "9");
-    broadcaster.unsubscribe(&c.socket_id, &Channel::presence("staff")).unwrap();
+    c.expect_next("pusher_internal:subscription_succeeded")
+        .await;
+    assert_eq!(
+        broadcaster.presence(&Channel::presence("staff"))[0].user_id,
+        "9"
+    );
+    broadcaster
+        .unsubscribe(&c.socket_id, &Channel::presence("staff"))
+        .unwrap();
     assert!(broadcaster.presence(&Channel::presence("staff")).is_empty());
-    assert!(broadcaster.subscribe("1.1", &Channel::public("x"), None).is_err());
+    assert!(broadcaster
+        .subscribe("1.1", &Channel::public("x"), None)
+        .is_err());
 }

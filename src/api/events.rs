@@ -120,11 +120,11 @@ pub fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
     })
 }
 
-/// The `info` attributes of one event's channels, after publishing.
-fn channel_info(state: &AppState, app_id: &str, ev: &ValidEvent) -> Value {
+/// The `info` attributes of one event's channels, after publishing (cluster-wide counts).
+async fn channel_info(state: &AppState, app_id: &str, ev: &ValidEvent) -> Value {
     let mut channels = Map::new();
     for c in &ev.channels {
-        let stats = state.hub.channel(app_id, c);
+        let stats = state.hub.cluster_channel(app_id, c).await;
         let mut attrs = Map::new();
         let presence = ChannelKind::of(c).kind == ChannelKind::Presence;
         for attr in &ev.info {
@@ -159,7 +159,7 @@ pub async fn events(
         return Ok(Json(Value::Object(Map::new())));
     }
     Ok(Json(
-        serde_json::json!({ "channels": channel_info(&state, &app.id, &ev) }),
+        serde_json::json!({ "channels": channel_info(&state, &app.id, &ev).await }),
     ))
 }
 
@@ -199,15 +199,14 @@ pub async fn batch_events(
     if events.iter().all(|e| e.info.is_empty()) {
         return Ok(Json(Value::Object(Map::new())));
     }
-    let items: Vec<Value> = events
-        .iter()
-        .map(|ev| {
-            // One attribute object per item (its single channel).
-            match channel_info(&state, &app.id, ev) {
-                Value::Object(m) => m.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
-                other => other,
-            }
-        })
-        .collect();
+    let mut items = Vec::with_capacity(events.len());
+    for ev in &events {
+        // One attribute object per item (its single channel).
+        let item = match channel_info(&state, &app.id, ev).await {
+            Value::Object(m) => m.into_iter().next().map(|(_, v)| v),
+            _ => None,
+        };
+        items.push(item.unwrap_or_else(|| Value::Object(Map::new())));
+    }
     Ok(Json(serde_json::json!({ "batch": items })))
 }

@@ -1,5 +1,6 @@
 //! Channel queries (`/channels`, `/channels/{c}`, `/channels/{c}/users`) and
-//! `terminate_connections`. Answers are always JSON objects with status 200.
+//! `terminate_connections`. Answers are always JSON objects with status 200, and speak for
+//! the whole cluster when an adapter joins several nodes.
 
 use super::{authorize, query_param, ApiError};
 use crate::protocol::{validate_channel_name, ChannelKind};
@@ -45,7 +46,7 @@ pub async fn channels(
     }
     let wants_subs = info.iter().any(|i| i == "subscription_count");
     let mut channels = Map::new();
-    for (name, stats) in state.hub.channels(&app.id, prefix) {
+    for (name, stats) in state.hub.cluster_channels(&app.id, prefix).await {
         let mut attrs = Map::new();
         if wants_users {
             attrs.insert("user_count".into(), stats.user_count.unwrap_or(0).into());
@@ -76,7 +77,7 @@ pub async fn channel(
             "info=user_count is only allowed for presence channels".into(),
         ));
     }
-    let stats = state.hub.channel(&app.id, &channel);
+    let stats = state.hub.cluster_channel(&app.id, &channel).await;
     let mut out = Map::new();
     out.insert("occupied".into(), (stats.subscription_count > 0).into());
     for attr in &info {

@@ -6,8 +6,12 @@
 //! arrives encoded once) and pushes a reference-counted clone of the same buffer into each
 //! subscriber's queue. No lock is held across an `.await`; nothing here awaits.
 //!
-//! The hub knows nothing of other nodes: everything that must reach them is handed to the
-//! adapter (`adapter/`), and what other nodes send comes back in through `deliver`.
+//! The hub knows nothing of how other nodes are reached: everything that must reach them is
+//! handed to the adapter (`adapter/`), and what other nodes send comes back in through
+//! `deliver` and the `remote_*` methods. It keeps a mirror of the presence members and
+//! signed-in users other nodes reported (by node id), so `member_added` / `member_removed`,
+//! watchlist events and member lists are cluster-wide; subscription counts of other nodes are
+//! asked for on demand (`cluster_channels`).
 
 pub mod connection;
 mod presence;
@@ -22,6 +26,7 @@ use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use parking_lot::{Mutex, RwLock};
 use presence::Presence;
+use serde_json::value::RawValue;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -79,7 +84,9 @@ impl ChannelState {
     }
 
     fn is_empty(&self) -> bool {
-        self.subscribers.is_empty() && self.live_cache().is_none()
+        self.subscribers.is_empty()
+            && self.live_cache().is_none()
+            && self.presence.as_ref().is_none_or(Presence::is_empty)
     }
 }
 
@@ -91,6 +98,8 @@ pub struct AppHub {
     shards: Box<[Shard]>,
     /// Connections signed in (`pusher:signin`), by user id.
     users: Mutex<HashMap<Arc<str>, Vec<Arc<Connection>>>>,
+    /// Users signed in on other nodes: user id → the nodes that reported them.
+    remote_users: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
     /// Who watches whom: watched user id → watcher connections.
     watchers: Mutex<HashMap<Arc<str>, Vec<Arc<Connection>>>>,
     /// Every live connection of this app, by socket id.
@@ -104,6 +113,7 @@ impl AppHub {
             app,
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             users: Mutex::new(HashMap::new()),
+            remote_users: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             connection_count: AtomicUsize::new(0),
@@ -294,6 +304,7 @@ impl Hub {
         let name: Arc<str>;
         let data;
         let mut member_added = None;
+        let mut first_here = false;
         let user_id = member
             .as_ref()
             .map(|m| Arc::<str>::from(m.user_id.as_str()));
@@ -316,8 +327,9 @@ impl Hub {
             name = key;
             if let (Some(presence), Some(member)) = (state.presence.as_mut(), member.as_ref()) {
                 match presence.join(member, conn.app.max_presence_members) {
-                    Ok(first) => {
-                        if first {
+                    Ok(change) => {
+                        first_here = change.local;
+                        if change.cluster {
                             member_added = Some(protocol::member_added(
                                 channel,
                                 &member.user_id,
@@ -358,7 +370,7 @@ impl Hub {
             channel: name.clone(),
             user_id: user_id.clone(),
         });
-        if let (Some(member), true) = (member, member_added.is_some()) {
+        if let (Some(member), true) = (member, first_here) {
             self.adapter().send(
                 &conn.app.id,
                 ClusterEvent::MemberAdded {
@@ -391,7 +403,7 @@ impl Hub {
     }
 
     fn leave(&self, ah: &AppHub, conn: &Arc<Connection>, channel: &str, user_id: Option<&str>) {
-        let mut removed_member = false;
+        let mut last_here = false;
         {
             let mut shard = ah.shard(channel).write();
             let Some(state) = shard.get_mut(channel) else {
@@ -399,8 +411,9 @@ impl Hub {
             };
             state.subscribers.swap_remove(&conn.socket_id);
             if let (Some(presence), Some(user_id)) = (state.presence.as_mut(), user_id) {
-                if presence.leave(user_id) {
-                    removed_member = true;
+                let change = presence.leave(user_id);
+                last_here = change.local;
+                if change.cluster {
                     let frame = protocol::member_removed(channel, user_id);
                     for other in state.subscribers.values() {
                         other.push(frame.clone());
@@ -412,7 +425,7 @@ impl Hub {
                 shard.remove(channel);
             }
         }
-        if removed_member {
+        if last_here {
             if let Some(user_id) = user_id {
                 self.adapter().send(
                     &conn.app.id,
@@ -619,14 +632,23 @@ impl Hub {
             }
             drop(watchers);
             let users = ah.users.lock();
+            let remote = ah.remote_users.lock();
             let (online, offline): (Vec<&str>, Vec<&str>) = watch
                 .iter()
                 .map(|w| &**w)
-                .partition(|w| users.contains_key(*w));
+                .partition(|w| users.contains_key(*w) || remote.contains_key(*w));
             conn.push(protocol::watchlist_events(&online, &offline));
         }
         if first {
-            self.notify_watchers(ah, user_id, true);
+            if !ah.remote_users.lock().contains_key(user_id) {
+                self.notify_watchers(ah, user_id, true);
+            }
+            self.adapter().send(
+                &conn.app.id,
+                ClusterEvent::UserOnline {
+                    user_id: user_id.to_string(),
+                },
+            );
         }
         true
     }
@@ -659,7 +681,15 @@ impl Hub {
             }
         }
         if last {
-            self.notify_watchers(ah, user, false);
+            if !ah.remote_users.lock().contains_key(user) {
+                self.notify_watchers(ah, user, false);
+            }
+            self.adapter().send(
+                &conn.app.id,
+                ClusterEvent::UserOffline {
+                    user_id: user.to_string(),
+                },
+            );
         }
     }
 
@@ -777,5 +807,229 @@ impl Hub {
         self.app(app_id)
             .map(|ah| ah.users.lock().keys().map(|k| k.to_string()).collect())
             .unwrap_or_default()
+    }
+    // -----------------------------------------------------------------------------------------
+    // Other nodes (fed by the adapter)
+
+    /// Another node has `user_id` in a presence channel: remember it, and tell this node's
+    /// subscribers `member_added` when the user is new to the whole cluster.
+    pub fn remote_member_added(
+        &self,
+        app_id: &str,
+        channel: &str,
+        node: &Arc<str>,
+        user_id: &str,
+        user_info: &RawValue,
+    ) {
+        let Some(ah) = self.app(app_id) else {
+            return;
+        };
+        let kind = ChannelKind::of(channel).kind;
+        if kind != ChannelKind::Presence {
+            return;
+        }
+        let mut shard = ah.shard(channel).write();
+        let state = match shard.get_mut(channel) {
+            Some(s) => s,
+            None => shard
+                .entry(Arc::from(channel))
+                .or_insert_with(|| ChannelState::new(kind)),
+        };
+        let Some(presence) = state.presence.as_mut() else {
+            return;
+        };
+        if presence.remote_join(node, user_id, user_info) {
+            let frame = protocol::member_added(channel, user_id, user_info);
+            for c in state.subscribers.values() {
+                c.push(frame.clone());
+            }
+        }
+    }
+
+    /// Another node no longer has `user_id` in a presence channel; `member_removed` to this
+    /// node's subscribers when it was the user's last connection in the cluster.
+    pub fn remote_member_removed(&self, app_id: &str, channel: &str, node: &str, user_id: &str) {
+        let Some(ah) = self.app(app_id) else {
+            return;
+        };
+        let mut shard = ah.shard(channel).write();
+        let Some(state) = shard.get_mut(channel) else {
+            return;
+        };
+        Self::remote_leave_locked(channel, state, node, user_id);
+        if state.is_empty() {
+            shard.remove(channel);
+        }
+    }
+
+    fn remote_leave_locked(channel: &str, state: &mut ChannelState, node: &str, user_id: &str) {
+        let Some(presence) = state.presence.as_mut() else {
+            return;
+        };
+        if presence.remote_leave(node, user_id) {
+            let frame = protocol::member_removed(channel, user_id);
+            for c in state.subscribers.values() {
+                c.push(frame.clone());
+            }
+        }
+    }
+
+    /// Another node signed `user_id` in (its first connection there).
+    pub fn remote_user_online(&self, app_id: &str, node: &Arc<str>, user_id: &str) {
+        let Some(ah) = self.app(app_id) else {
+            return;
+        };
+        let notify = {
+            let users = ah.users.lock();
+            let mut remote = ah.remote_users.lock();
+            let nodes = remote.entry(Arc::from(user_id)).or_default();
+            if nodes.iter().any(|n| n == node) {
+                return;
+            }
+            nodes.push(node.clone());
+            nodes.len() == 1 && !users.contains_key(user_id)
+        };
+        if notify {
+            self.notify_watchers(ah, user_id, true);
+        }
+    }
+
+    /// Another node signed out `user_id`'s last connection there.
+    pub fn remote_user_offline(&self, app_id: &str, node: &str, user_id: &str) {
+        let Some(ah) = self.app(app_id) else {
+            return;
+        };
+        let notify = {
+            let users = ah.users.lock();
+            let mut remote = ah.remote_users.lock();
+            let Some(nodes) = remote.get_mut(user_id) else {
+                return;
+            };
+            let before = nodes.len();
+            nodes.retain(|n| &**n != node);
+            if nodes.len() == before {
+                return;
+            }
+            let gone = nodes.is_empty();
+            if gone {
+                remote.remove(user_id);
+            }
+            gone && !users.contains_key(user_id)
+        };
+        if notify {
+            self.notify_watchers(ah, user_id, false);
+        }
+    }
+
+    /// Replace what `node` reported for an app with its full state: presence members
+    /// `(channel, user_id, user_info)` and signed-in users. Only the differences produce
+    /// events. An empty state forgets the node (it died).
+    pub fn sync_remote_node(
+        &self,
+        app_id: &str,
+        node: &Arc<str>,
+        members: &[(String, String, Box<RawValue>)],
+        users: &[String],
+    ) {
+        let Some(ah) = self.app(app_id) else {
+            return;
+        };
+        let keep: HashSet<(&str, &str)> = members
+            .iter()
+            .map(|(c, u, _)| (c.as_str(), u.as_str()))
+            .collect();
+        for shard in ah.shards.iter() {
+            let mut shard = shard.write();
+            shard.retain(|name, state| {
+                let stale: Vec<Arc<str>> = match &state.presence {
+                    Some(p) => p
+                        .users_on(node)
+                        .into_iter()
+                        .filter(|u| !keep.contains(&(&**name, &**u)))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                for u in stale {
+                    Self::remote_leave_locked(name, state, node, &u);
+                }
+                !state.is_empty()
+            });
+        }
+        for (channel, user_id, info) in members {
+            self.remote_member_added(app_id, channel, node, user_id, info);
+        }
+        let online: HashSet<&str> = users.iter().map(String::as_str).collect();
+        let stale: Vec<Arc<str>> = ah
+            .remote_users
+            .lock()
+            .iter()
+            .filter(|(u, nodes)| nodes.iter().any(|n| n == node) && !online.contains(&***u))
+            .map(|(u, _)| u.clone())
+            .collect();
+        for u in stale {
+            self.remote_user_offline(app_id, node, &u);
+        }
+        for u in users {
+            self.remote_user_online(app_id, node, u);
+        }
+    }
+
+    /// Forget everything `node` reported, in every app (the node is gone).
+    pub fn forget_remote_node(&self, node: &Arc<str>) {
+        for app_id in self.by_id.keys() {
+            self.sync_remote_node(app_id, node, &[], &[]);
+        }
+    }
+
+    /// This node's presence members of an app: `(channel, user_id, user_info)`.
+    pub fn local_presence(&self, app_id: &str) -> Vec<(String, String, Box<RawValue>)> {
+        let Some(ah) = self.app(app_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for shard in ah.shards.iter() {
+            for (name, state) in shard.read().iter() {
+                if let Some(p) = &state.presence {
+                    for (u, info) in p.local_members() {
+                        out.push((name.to_string(), u, info));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every channel occupied anywhere in the cluster whose name starts with `prefix`:
+    /// this node's figures plus the subscription counts other nodes report (user counts come
+    /// from the presence mirror, which is already cluster-wide).
+    pub async fn cluster_channels(
+        &self,
+        app_id: &str,
+        prefix: &str,
+    ) -> Vec<(Arc<str>, ChannelStats)> {
+        let mut all: IndexMap<Arc<str>, ChannelStats> =
+            self.channels(app_id, prefix).into_iter().collect();
+        for (name, subs) in self.adapter().remote_channels(app_id, prefix).await {
+            if !name.starts_with(prefix) || subs == 0 {
+                continue;
+            }
+            let name: Arc<str> = Arc::from(name);
+            let stats = all
+                .entry(name.clone())
+                .or_insert_with(|| self.channel(app_id, &name));
+            stats.subscription_count += subs;
+        }
+        all.into_iter().collect()
+    }
+
+    /// One channel's figures across the cluster.
+    pub async fn cluster_channel(&self, app_id: &str, channel: &str) -> ChannelStats {
+        let mut stats = self.channel(app_id, channel);
+        for (name, subs) in self.adapter().remote_channels(app_id, channel).await {
+            if name == channel {
+                stats.subscription_count += subs;
+            }
+        }
+        stats
     }
 }

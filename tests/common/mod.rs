@@ -42,10 +42,15 @@ impl TestServer {
     }
 
     pub async fn with(apps: Vec<App>, hub: HubSettings, options: ServerOptions) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let first = apps[0].clone();
         let hub = Hub::new(Apps::new(apps), hub);
+        Self::from_hub(hub, first, options).await
+    }
+
+    /// Serve an existing hub (for instance one with a cluster adapter installed).
+    pub async fn from_hub(hub: Arc<Hub>, first: App, options: ServerOptions) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let state = AppState {
             hub: hub.clone(),
             options: Arc::new(options),
