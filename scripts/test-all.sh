@@ -22,7 +22,7 @@ step() {
 
 step "cargo build" cargo build --workspace --all-targets
 step "cargo test" cargo test --workspace
-export RF_BIN="$PWD/target/debug/rf-broadcast"
+export RF_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rf-broadcast"
 step "compat-tests" bash -c 'cd compat-tests && npm test'
 if [ -x loadgen/smoke.sh ]; then
   step "loadgen smoke" loadgen/smoke.sh
