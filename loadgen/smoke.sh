@@ -8,7 +8,7 @@
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RF_BIN="${RF_BIN:-$ROOT/target/debug/rf-broadcast}"
+RF_BIN="${RF_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/rf-broadcast}"
 SERVER_PID=""
 OUT="$(mktemp -d)"
 
@@ -29,7 +29,7 @@ finish() {
 
 if [ -z "${LOADGEN_BIN:-}" ]; then
     cargo build -q -p rf-loadgen || { echo "smoke: cargo build -p rf-loadgen failed"; finish 0; }
-    LOADGEN_BIN="$ROOT/target/debug/rf-loadgen"
+    LOADGEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/rf-loadgen"
 fi
 [ -x "$RF_BIN" ] || { echo "smoke: no server binary at $RF_BIN (build it or set RF_BIN)"; finish 0; }
 [ -x "$LOADGEN_BIN" ] || { echo "smoke: no load generator at $LOADGEN_BIN"; finish 0; }

@@ -3,8 +3,8 @@
 // SDK, a raw `ws` client). Every wait has a timeout so that a hang fails the test quickly.
 //
 // Environment:
-//   RF_BIN       path to the binary (default: ../target/release/rf-broadcast when it exists and is
-//                newer than the debug build, else ../target/debug/rf-broadcast)
+//   RF_BIN       path to the binary (default: $CARGO_TARGET_DIR or ../target, release/rf-broadcast
+//                when it exists and is newer than the debug build, else debug/rf-broadcast)
 //   RF_EXTERNAL  host:port of an already running server to use instead of spawning one (for
 //                checking the tests themselves against another Pusher-compatible server)
 //   RF_LOG_DIR   where server logs go (default compat-tests/logs/)
@@ -107,8 +107,9 @@ export async function freePort() {
 
 export function findBinary() {
   if (process.env.RF_BIN) return process.env.RF_BIN;
-  const rel = path.join(REPO, 'target/release/rf-broadcast');
-  const dbg = path.join(REPO, 'target/debug/rf-broadcast');
+  const target = process.env.CARGO_TARGET_DIR ? path.resolve(REPO, process.env.CARGO_TARGET_DIR) : path.join(REPO, 'target');
+  const rel = path.join(target, 'release/rf-broadcast');
+  const dbg = path.join(target, 'debug/rf-broadcast');
   const mtime = (p) => {
     try {
       return fs.statSync(p).mtimeMs;

@@ -51,7 +51,7 @@ async function until(page, fn, arg, what, ms = 10_000) {
       members: document.getElementById('members')?.innerText,
       events: document.getElementById('events')?.innerText,
     })).catch(() => ({}));
-    throw new Error(`${what}: not reached in ${ms} ms. DOM ${JSON.stringify(dom)} console ${JSON.stringify(page.logs.slice(-10))}`);
+    throw new Error(`${what}: not reached in ${ms} ms. DOM ${JSON.stringify(dom)} console ${JSON.stringify(page.logs.slice(-40), null, 1)}`);
   }
 }
 
@@ -122,13 +122,13 @@ test('demo page (GET /demo, --dev-auth): two pages see each other, client and se
 });
 
 test('pusher-js in Chromium reconnects to a restarted server (close 4200) and re-joins presence', { ...T, skip: skipBrowser || (process.env.RF_EXTERNAL ? 'needs a server process this suite controls' : false) }, async () => {
-  const page = await open(`${web.url}/presence.html?host=${srv.host}&port=${srv.port}&key=${srv.app.key}&user=carol&channel=presence-restart`);
+  const page = await open(`${web.url}/presence.html?host=${srv.host}&port=${srv.port}&key=${srv.app.key}&user=carol&channel=presence-restart&debug=1`);
   try {
     await until(page, () => [...document.querySelectorAll('#members li')].map((li) => li.dataset.id).join(',') === 'carol', null, 'joined');
     const firstId = await page.locator('#socket-id').textContent();
     await srv.restart();
     await until(page, (id) => document.getElementById('status').textContent === 'connected' &&
-      document.getElementById('socket-id').textContent !== id, firstId, 'reconnected with a new socket id', 15_000);
+      document.getElementById('socket-id').textContent !== id, firstId, 'reconnected with a new socket id', 25_000);
     await until(page, () => [...document.querySelectorAll('#members li')].map((li) => li.dataset.id).join(',') === 'carol', null, 're-joined presence');
     await sdk.trigger('presence-restart', 'after-restart', { text: 'still here' });
     await until(page, () => document.getElementById('events').innerText.includes('still here'), null, 'event after restart');

@@ -220,6 +220,22 @@ test('subscription with a bad signature gives pusher:subscription_error (AuthErr
   assert.equal(body.occupied, false);
 });
 
+test('wire: subscription_error frame shape; unknown key gets pusher:error 4001 then close 4001', T, async () => {
+  const raw = await clients.raw(srv);
+  raw.send({ event: 'pusher:subscribe', data: { channel: 'private-wire', auth: `${srv.app.key}:${'0'.repeat(64)}` } });
+  const f = await raw.next('pusher:subscription_error');
+  assert.equal(f.channel, 'private-wire');
+  assert.equal(f.data?.type, 'AuthError', JSON.stringify(f));
+  assert.equal(f.data?.status, 401, JSON.stringify(f));
+  assert.equal(typeof f.data?.error, 'string');
+
+  const bad = clients.add(await rawClient(srv, undefined, 'no-such-key'));
+  assert.equal(bad.first.event, 'pusher:error', JSON.stringify(bad.first));
+  const data = typeof bad.first.data === 'string' ? JSON.parse(bad.first.data) : bad.first.data;
+  assert.equal(data.code, 4001);
+  assert.equal((await bad.closedPromise).code, 4001);
+});
+
 test('presence subscription signed for another socket_id is rejected', T, async () => {
   const p = await clients.pusher(srv, {
     channelAuthorization: {
