@@ -15,6 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Initial read buffer of a WebSocket connection. Pusher client frames are small (a subscribe
+/// with presence auth is a few hundred bytes); the buffer grows only while a larger frame is in
+/// flight. tungstenite's default is 128 KiB per connection.
+const READ_BUFFER_BYTES: usize = 512;
+
 /// Node-wide settings of the HTTP and WebSocket layers.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -78,7 +83,7 @@ async fn ws_upgrade(
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(max.max(1024 * 1024) * 4)
         .max_message_size(max)

@@ -42,14 +42,19 @@ pub async fn serve(mut socket: WebSocket, hub: Arc<Hub>, handshake: Handshake) {
     let app = match check_handshake(&handshake) {
         Ok(app) => app,
         Err((code, message)) => {
-            refuse(&mut socket, code, message).await;
+            Box::pin(refuse(&mut socket, code, message)).await;
             return;
         }
     };
     let conn = match hub.connect(&app) {
         Ok(conn) => conn,
         Err(code) => {
-            refuse(&mut socket, code, "Application is over connection quota").await;
+            Box::pin(refuse(
+                &mut socket,
+                code,
+                "Application is over connection quota",
+            ))
+            .await;
             return;
         }
     };
@@ -176,7 +181,11 @@ async fn run(mut socket: WebSocket, hub: &Arc<Hub>, conn: &Arc<Connection>) {
         }
         if let Some(req) = close_request {
             // A slow consumer may not read its close frame soon, if ever: bounded wait.
-            let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, finish(&mut socket, req)).await;
+            let _ = Box::pin(tokio::time::timeout(
+                SLOW_CLOSE_GRACE,
+                finish(&mut socket, req),
+            ))
+            .await;
             return;
         }
         tokio::select! {
@@ -206,14 +215,14 @@ async fn run(mut socket: WebSocket, hub: &Arc<Hub>, conn: &Arc<Connection>) {
                     if !batch.is_empty() {
                         let _ = write_batch(&mut socket, conn, &mut batch).await;
                     }
-                    close(&mut socket, code, &reason).await;
+                    Box::pin(close(&mut socket, code, &reason)).await;
                     return;
                 }
             }
             _ = &mut sleep => {
                 if Instant::now() >= hb.deadline() {
                     if hb.pinged {
-                        close(&mut socket, ErrorCode::PongNotReceived.code(), "Pong reply not received").await;
+                        Box::pin(close(&mut socket, ErrorCode::PongNotReceived.code(), "Pong reply not received")).await;
                         return;
                     }
                     hb.pinged = true;
