@@ -10,11 +10,12 @@
 use crate::apps::App;
 use crate::protocol::ErrorCode;
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
+use std::task::Waker;
 
 /// A socket id as a number: `hi.lo` on the wire (`^\d+\.\d+$`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,7 +94,9 @@ pub struct Connection {
     pub app: Arc<App>,
     max_queue: usize,
     outbox: Mutex<Outbox>,
-    notify: Notify,
+    /// The connection task's waker: woken when the queue goes from empty to non-empty or a
+    /// close is requested.
+    waker: AtomicWaker,
     pub(crate) state: Mutex<ConnState>,
 }
 
@@ -113,7 +116,7 @@ impl Connection {
             app,
             max_queue: max_queue.max(1),
             outbox: Mutex::new(Outbox::default()),
-            notify: Notify::new(),
+            waker: AtomicWaker::new(),
             state: Mutex::new(ConnState::default()),
         }
     }
@@ -133,14 +136,14 @@ impl Connection {
                 send_error: false,
             });
             drop(ob);
-            self.notify.notify_one();
+            self.waker.wake();
             return;
         }
         let was_empty = ob.queue.is_empty();
         ob.queue.push_back(frame);
         drop(ob);
         if was_empty {
-            self.notify.notify_one();
+            self.waker.wake();
         }
     }
 
@@ -151,7 +154,7 @@ impl Connection {
             ob.close = Some(request);
         }
         drop(ob);
-        self.notify.notify_one();
+        self.waker.wake();
     }
 
     /// Swap the queued frames into `into` (which must be empty); returns a close request if
@@ -162,13 +165,15 @@ impl Connection {
         ob.close.clone()
     }
 
-    pub(crate) fn close_requested(&self) -> bool {
-        self.outbox.lock().close.is_some()
+    /// The pending close request, if any.
+    pub(crate) fn close_request(&self) -> Option<CloseRequest> {
+        self.outbox.lock().close.clone()
     }
 
-    /// Resolves when frames are queued or a close is requested.
-    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+    /// Register the task to wake on new frames or a close request. Register before looking at
+    /// the queue, so no push can be missed.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
     }
 
     pub fn is_subscribed(&self, channel: &str) -> bool {

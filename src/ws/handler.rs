@@ -41,6 +41,18 @@ impl Session {
         }
     }
 
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn conn_arc(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     fn send_error(&self, code: Option<ErrorCode>, message: &str, channel: Option<&str>) {
         self.conn.push(protocol::error(code, message, channel));
     }

@@ -1,10 +1,14 @@
-//! One WebSocket connection: the handshake checks, then a single task that selects over the
-//! socket, the connection's outbound queue and its heartbeat timer.
+//! One WebSocket connection: the handshake checks, then one hand-written future per
+//! connection ([`ConnTask`]) that drives the socket, the connection's outbound queue and its
+//! heartbeat timer.
 //!
 //! Inbound frames are parsed (`protocol`) and handled here (subscribe with auth, sign-in,
 //! client events with their rate limit); everything outbound, replies included, goes through
 //! the connection's queue so frames keep their order and are written in batches with one
-//! flush. One task per connection, no channels between tasks, no buffers held while idle.
+//! flush. One task per connection, no channels between tasks, no buffers held while idle. The
+//! future is written by hand rather than as an `async fn` with `select!` because its size is
+//! what every idle connection costs: it holds the socket, a few words of state and a boxed
+//! timer, nothing else (see DESIGN.md, per-connection memory).
 
 mod handler;
 
@@ -12,13 +16,17 @@ use crate::apps::App;
 use crate::hub::{CloseRequest, Connection, Hub};
 use crate::protocol::{self, ErrorCode};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use futures_util::future::Either;
+use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-/// Oldest and newest protocol versions accepted (`?protocol=`); missing means 7.
+/// Oldest protocol version accepted (`?protocol=`); missing means 7.
 pub const MIN_PROTOCOL: u32 = 5;
 
 /// WebSocket close code for a frame over the size limit (RFC 6455 "message too big").
@@ -31,55 +39,43 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// get its close frame out before the socket is dropped.
 const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(10);
 
+/// Inbound frames handled in one poll before the task yields to others.
+const FRAMES_PER_POLL: usize = 32;
+
 /// What the upgrade request asked for, checked before the connection is admitted.
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
 }
 
-/// Run one connection to its end.
-pub async fn serve(mut socket: WebSocket, hub: Arc<Hub>, handshake: Handshake) {
+type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The future that runs one connection to its end: a refusal (error + close) or a [`ConnTask`].
+pub fn serve(
+    mut socket: WebSocket,
+    hub: Arc<Hub>,
+    handshake: Handshake,
+) -> Either<BoxedClose, ConnTask> {
     let app = match check_handshake(&handshake) {
         Ok(app) => app,
         Err((code, message)) => {
-            Box::pin(refuse(&mut socket, code, message)).await;
-            return;
-        }
-    };
-    let conn = match hub.connect(&app) {
-        Ok(conn) => conn,
-        Err(code) => {
-            Box::pin(refuse(
-                &mut socket,
-                code,
-                "Application is over connection quota",
+            return Either::Left(Box::pin(
+                async move { refuse(&mut socket, code, message).await },
             ))
-            .await;
-            return;
         }
     };
-    let _guard = Registered {
-        hub: &hub,
-        conn: &conn,
-    };
-    tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "connected");
-    conn.push(protocol::connection_established(
-        &conn.socket_id.to_string(),
-        app.activity_timeout,
-    ));
-    run(socket, &hub, &conn).await;
-    tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "disconnected");
-}
-
-/// Unregisters the connection from the hub however the task ends.
-struct Registered<'a> {
-    hub: &'a Arc<Hub>,
-    conn: &'a Arc<Connection>,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.hub.disconnect(self.conn);
+    match hub.connect(&app) {
+        Ok(conn) => {
+            tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "connected");
+            conn.push(protocol::connection_established(
+                &conn.socket_id.to_string(),
+                app.activity_timeout,
+            ));
+            Either::Right(ConnTask::new(socket, hub, conn))
+        }
+        Err(code) => Either::Left(Box::pin(async move {
+            refuse(&mut socket, code, "Application is over connection quota").await
+        })),
     }
 }
 
@@ -156,81 +152,212 @@ enum Flow {
     Close(u16, String),
 }
 
-async fn run(mut socket: WebSocket, hub: &Arc<Hub>, conn: &Arc<Connection>) {
-    let app = conn.app.clone();
-    let mut session = handler::Session::new(hub.clone(), conn.clone());
-    let mut batch: VecDeque<Utf8Bytes> = VecDeque::new();
-    let mut hb = Heartbeat {
-        activity: Duration::from_secs(app.activity_timeout.max(1)),
-        pong_wait: Duration::from_secs(app.pong_timeout.max(1)),
-        last_seen: Instant::now(),
-        pinged: false,
-    };
-    let sleep = tokio::time::sleep_until(hb.deadline());
-    tokio::pin!(sleep);
+/// One live connection, as a future. Dropping it unregisters the connection from the hub.
+pub struct ConnTask {
+    /// `None` once the socket has been handed to the closing future.
+    socket: Option<WebSocket>,
+    session: handler::Session,
+    /// Frames taken from the queue and not yet accepted by the socket.
+    batch: VecDeque<Utf8Bytes>,
+    /// Frames were written since the last completed flush.
+    unflushed: bool,
+    /// A close this task decided on (protocol error, heartbeat): written after the batch.
+    local_close: Option<(u16, String)>,
+    hb: Heartbeat,
+    sleep: Pin<Box<Sleep>>,
+    closing: Option<BoxedClose>,
+}
 
-    loop {
-        // Write whatever is queued, then honour a close request.
-        let mut close_request = conn.take(&mut batch);
-        if !batch.is_empty() {
-            match write_batch(&mut socket, conn, &mut batch).await {
-                Ok(()) => {}
-                Err(WriteError::Io) => return,
-                Err(WriteError::Overflow) => close_request = conn.take(&mut batch),
+impl ConnTask {
+    fn new(socket: WebSocket, hub: Arc<Hub>, conn: Arc<Connection>) -> ConnTask {
+        let app = conn.app.clone();
+        let hb = Heartbeat {
+            activity: Duration::from_secs(app.activity_timeout.max(1)),
+            pong_wait: Duration::from_secs(app.pong_timeout.max(1)),
+            last_seen: Instant::now(),
+            pinged: false,
+        };
+        let sleep = Box::pin(tokio::time::sleep_until(hb.deadline()));
+        ConnTask {
+            socket: Some(socket),
+            session: handler::Session::new(hub, conn),
+            batch: VecDeque::new(),
+            unflushed: false,
+            local_close: None,
+            hb,
+            sleep,
+            closing: None,
+        }
+    }
+
+    fn conn(&self) -> &Connection {
+        self.session.conn()
+    }
+
+    /// Move every queued frame the socket will take into it, then flush. `Err` when the socket
+    /// failed. Pending writes stay in `batch` and the task is woken when the socket drains.
+    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<(), ()> {
+        if self.batch.is_empty() {
+            // Swap the whole queue out: after warm-up nothing is allocated per message.
+            let _ = self.session.conn().take(&mut self.batch);
+        }
+        while !self.batch.is_empty() {
+            match socket.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    let frame = self.batch.pop_front().expect("not empty");
+                    socket
+                        .start_send_unpin(Message::Text(frame))
+                        .map_err(|_| ())?;
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Pending => break,
+            }
+            if self.batch.is_empty() {
+                let _ = self.session.conn().take(&mut self.batch);
             }
         }
-        if let Some(req) = close_request {
-            // A slow consumer may not read its close frame soon, if ever: bounded wait.
-            let _ = Box::pin(tokio::time::timeout(
-                SLOW_CLOSE_GRACE,
-                finish(&mut socket, req),
-            ))
-            .await;
-            return;
+        if self.unflushed {
+            match socket.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Pending => {}
+            }
         }
-        tokio::select! {
-            biased;
-            _ = conn.notified() => {}
-            msg = socket.recv() => {
-                let flow = match msg {
-                    None => return,
-                    Some(Err(e)) => read_error(e),
-                    Some(Ok(msg)) => {
-                        hb.last_seen = Instant::now();
-                        hb.pinged = false;
-                        match msg {
-                            Message::Text(text) => session.handle_text(text.as_str()),
-                            Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
-                                Ok(text) => session.handle_text(text),
-                                Err(_) => session.invalid("binary frame is not UTF-8 JSON"),
-                            },
-                            Message::Close(_) => return,
-                            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+        Ok(())
+    }
+
+    /// Hand the socket to a future that sends the close (and, for server-side closes, the
+    /// `pusher:error` first) within a bounded time.
+    fn start_close(&mut self, request: Result<CloseRequest, (u16, String)>) {
+        let Some(mut socket) = self.socket.take() else {
+            return;
+        };
+        self.closing = Some(match request {
+            Ok(req) => Box::pin(async move {
+                let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, finish(&mut socket, req)).await;
+            }),
+            Err((code, reason)) => Box::pin(async move {
+                let _ =
+                    tokio::time::timeout(SLOW_CLOSE_GRACE, close(&mut socket, code, &reason)).await;
+            }),
+        });
+    }
+
+    fn handle(&mut self, msg: Message) -> Flow {
+        self.hb.last_seen = Instant::now();
+        self.hb.pinged = false;
+        match msg {
+            Message::Text(text) => self.session.handle_text(text.as_str()),
+            Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.session.handle_text(text),
+                Err(_) => self.session.invalid("binary frame is not UTF-8 JSON"),
+            },
+            Message::Close(_) => Flow::Close(0, String::new()),
+            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+        }
+    }
+}
+
+impl Future for ConnTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut handled = 0;
+        loop {
+            if let Some(closing) = this.closing.as_mut() {
+                return closing.as_mut().poll(cx);
+            }
+            let Some(mut socket) = this.socket.take() else {
+                return Poll::Ready(());
+            };
+            // Outbound first: register, then look at the queue, so no push is missed.
+            this.conn().register(cx.waker());
+            if this.poll_write(&mut socket, cx).is_err() {
+                return Poll::Ready(());
+            }
+            let server_close = this.conn().close_request();
+            let overflowed = server_close
+                .as_ref()
+                .is_some_and(|r| r.code == ErrorCode::OverCapacity);
+            if let Some(req) = server_close {
+                // A slow consumer's queue was dropped: close at once. Otherwise finish writing
+                // what was queued before the close request.
+                if overflowed || (this.batch.is_empty() && !this.unflushed) {
+                    this.socket = Some(socket);
+                    this.start_close(Ok(req));
+                    continue;
+                }
+            } else if this.batch.is_empty() && !this.unflushed {
+                if let Some(local) = this.local_close.take() {
+                    this.socket = Some(socket);
+                    this.start_close(Err(local));
+                    continue;
+                }
+            }
+
+            // Inbound.
+            let mut progressed = false;
+            if this.local_close.is_none() {
+                match socket.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(msg))) => {
+                        progressed = true;
+                        handled += 1;
+                        match this.handle(msg) {
+                            Flow::Continue => {}
+                            // The client closed: tungstenite answers it; nothing more to do.
+                            Flow::Close(0, _) => return Poll::Ready(()),
+                            Flow::Close(code, reason) => this.local_close = Some((code, reason)),
                         }
                     }
-                };
-                if let Flow::Close(code, reason) = flow {
-                    // Flush what is queued (for instance a pusher:error) before closing.
-                    conn.take(&mut batch);
-                    if !batch.is_empty() {
-                        let _ = write_batch(&mut socket, conn, &mut batch).await;
+                    Poll::Ready(Some(Err(e))) => {
+                        progressed = true;
+                        if let Flow::Close(code, reason) = read_error(e) {
+                            this.local_close = Some((code, reason));
+                        }
                     }
-                    Box::pin(close(&mut socket, code, &reason)).await;
-                    return;
+                    Poll::Ready(None) => return Poll::Ready(()),
+                    Poll::Pending => {}
                 }
             }
-            _ = &mut sleep => {
-                if Instant::now() >= hb.deadline() {
-                    if hb.pinged {
-                        Box::pin(close(&mut socket, ErrorCode::PongNotReceived.code(), "Pong reply not received")).await;
-                        return;
+
+            // Heartbeat (not once a close is decided: the timer would keep firing).
+            if this.local_close.is_none() && this.sleep.as_mut().poll(cx).is_ready() {
+                progressed = true;
+                if Instant::now() >= this.hb.deadline() {
+                    if this.hb.pinged {
+                        this.local_close = Some((
+                            ErrorCode::PongNotReceived.code(),
+                            "Pong reply not received".into(),
+                        ));
+                    } else {
+                        this.hb.pinged = true;
+                        this.session.conn().push(protocol::ping());
                     }
-                    hb.pinged = true;
-                    conn.push(protocol::ping());
                 }
-                sleep.as_mut().reset(hb.deadline());
+                let deadline = this.hb.deadline();
+                this.sleep.as_mut().reset(deadline);
+            }
+
+            this.socket = Some(socket);
+            if !progressed {
+                return Poll::Pending;
+            }
+            if handled >= FRAMES_PER_POLL {
+                // Let other connections run; come back at once.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
+    }
+}
+
+impl Drop for ConnTask {
+    fn drop(&mut self) {
+        let conn = self.session.conn_arc();
+        tracing::debug!(app_id = %conn.app.id, socket_id = %conn.socket_id, "disconnected");
+        self.session.hub().disconnect(conn);
     }
 }
 
@@ -244,40 +371,6 @@ fn read_error(e: axum::Error) -> Flow {
         Flow::Close(CLOSE_TOO_BIG, "Frame too large".into())
     } else {
         Flow::Close(1002, "Protocol error".into())
-    }
-}
-
-enum WriteError {
-    Io,
-    Overflow,
-}
-
-/// Write a batch with one flush. While the socket cannot take more, keep watching the queue:
-/// if it overflows meanwhile (slow consumer), stop writing at once.
-async fn write_batch(
-    socket: &mut WebSocket,
-    conn: &Connection,
-    batch: &mut VecDeque<Utf8Bytes>,
-) -> Result<(), WriteError> {
-    let write = async {
-        for frame in batch.drain(..) {
-            socket.feed(Message::Text(frame)).await?;
-        }
-        socket.flush().await
-    };
-    let overflow = async {
-        loop {
-            conn.notified().await;
-            if conn.close_requested() {
-                return;
-            }
-            // Otherwise more frames were queued: the main loop takes them after this write.
-        }
-    };
-    tokio::select! {
-        biased;
-        r = write => r.map_err(|_| WriteError::Io),
-        _ = overflow => Err(WriteError::Overflow),
     }
 }
 
