@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 /// Initial read buffer of a WebSocket connection. Pusher client frames are small (a subscribe
 /// with presence auth is a few hundred bytes); the buffer grows only while a larger frame is in
 /// flight. tungstenite's default is 128 KiB per connection.
-const READ_BUFFER_BYTES: usize = 512;
+const READ_BUFFER_BYTES: usize = 256;
 
 /// Node-wide settings of the HTTP and WebSocket layers.
 #[derive(Debug, Clone)]
@@ -88,7 +88,12 @@ async fn ws_upgrade(
         .max_write_buffer_size(max.max(1024 * 1024) * 4)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| ws::serve(socket, hub, handshake))
+        .on_upgrade(move |socket| {
+            // Hand the socket to a task of its own, so axum's upgrade future (config, callback,
+            // the socket it built) is freed now instead of living as long as the connection.
+            tokio::spawn(ws::serve(socket, hub, handshake));
+            std::future::ready(())
+        })
 }
 
 /// Run the hub's periodic work (throttled subscription counts, cache expiry) until the hub

@@ -13,9 +13,11 @@ use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::Waker;
+use std::time::Instant;
 
 /// A socket id as a number: `hi.lo` on the wire (`^\d+\.\d+$`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +49,27 @@ impl std::fmt::Display for SocketId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.0 >> 32, self.0 & 0xffff_ffff)
     }
+}
+
+/// The instant the heartbeat clock counts from.
+fn clock_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Milliseconds since the heartbeat clock's origin.
+pub(crate) fn now_ms() -> u64 {
+    clock_origin().elapsed().as_millis() as u64
+}
+
+/// What the heartbeat sweep decided for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heartbeat {
+    Alive,
+    /// Silent for the activity timeout: send `pusher:ping`.
+    Ping,
+    /// Still silent after the ping: close with 4201.
+    Dead,
 }
 
 /// Why the hub wants a connection closed.
@@ -94,6 +117,10 @@ pub struct Connection {
     pub app: Arc<App>,
     max_queue: usize,
     outbox: Mutex<Outbox>,
+    /// Milliseconds since [`clock_origin`] when the client last sent anything.
+    last_seen_ms: AtomicU64,
+    /// When the server pinged the client since it was last heard from (0: not pinged).
+    pinged_at_ms: AtomicU64,
     /// The connection task's waker: woken when the queue goes from empty to non-empty or a
     /// close is requested.
     waker: AtomicWaker,
@@ -116,6 +143,8 @@ impl Connection {
             app,
             max_queue: max_queue.max(1),
             outbox: Mutex::new(Outbox::default()),
+            last_seen_ms: AtomicU64::new(now_ms()),
+            pinged_at_ms: AtomicU64::new(0),
             waker: AtomicWaker::new(),
             state: Mutex::new(ConnState::default()),
         }
@@ -140,6 +169,10 @@ impl Connection {
             return;
         }
         let was_empty = ob.queue.is_empty();
+        if ob.queue.capacity() == 0 {
+            // Most connections hold at most one frame at a time: start with one slot.
+            ob.queue.reserve_exact(1);
+        }
         ob.queue.push_back(frame);
         drop(ob);
         if was_empty {
@@ -157,12 +190,9 @@ impl Connection {
         self.waker.wake();
     }
 
-    /// Swap the queued frames into `into` (which must be empty); returns a close request if
-    /// one is pending.
-    pub(crate) fn take(&self, into: &mut VecDeque<Utf8Bytes>) -> Option<CloseRequest> {
-        let mut ob = self.outbox.lock();
-        std::mem::swap(&mut ob.queue, into);
-        ob.close.clone()
+    /// The next queued frame, if any.
+    pub(crate) fn pop(&self) -> Option<Utf8Bytes> {
+        self.outbox.lock().queue.pop_front()
     }
 
     /// The pending close request, if any.
@@ -174,6 +204,29 @@ impl Connection {
     /// the queue, so no push can be missed.
     pub(crate) fn register(&self, waker: &Waker) {
         self.waker.register(waker);
+    }
+
+    /// The client sent something: it is alive.
+    pub(crate) fn seen(&self) {
+        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+        self.pinged_at_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Heartbeat check at `now` (ms): ping after `activity_ms` of silence, give up
+    /// `pong_ms` after the ping.
+    pub(crate) fn heartbeat(&self, now: u64, activity_ms: u64, pong_ms: u64) -> Heartbeat {
+        let pinged_at = self.pinged_at_ms.load(Ordering::Relaxed);
+        if pinged_at != 0 {
+            if now.saturating_sub(pinged_at) >= pong_ms {
+                return Heartbeat::Dead;
+            }
+            Heartbeat::Alive
+        } else if now.saturating_sub(self.last_seen_ms.load(Ordering::Relaxed)) >= activity_ms {
+            self.pinged_at_ms.store(now.max(1), Ordering::Relaxed);
+            Heartbeat::Ping
+        } else {
+            Heartbeat::Alive
+        }
     }
 
     pub fn is_subscribed(&self, channel: &str) -> bool {
@@ -205,14 +258,25 @@ mod tests {
     }
 
     #[test]
+    fn heartbeat_pings_after_silence_then_gives_up() {
+        let c = Connection::new(Arc::new(App::default()), 2);
+        let t0 = now_ms();
+        assert_eq!(c.heartbeat(t0 + 500, 1000, 1000), Heartbeat::Alive);
+        assert_eq!(c.heartbeat(t0 + 1000, 1000, 1000), Heartbeat::Ping);
+        assert_eq!(c.heartbeat(t0 + 1500, 1000, 1000), Heartbeat::Alive);
+        assert_eq!(c.heartbeat(t0 + 2000, 1000, 1000), Heartbeat::Dead);
+        c.seen();
+        let t1 = now_ms();
+        assert_eq!(c.heartbeat(t1 + 999, 1000, 1000), Heartbeat::Alive);
+    }
+
+    #[test]
     fn overflow_marks_close_and_drops_queue() {
         let c = Connection::new(Arc::new(App::default()), 2);
         c.push(Utf8Bytes::from_static("a"));
         c.push(Utf8Bytes::from_static("b"));
         c.push(Utf8Bytes::from_static("c"));
-        let mut q = VecDeque::new();
-        let close = c.take(&mut q);
-        assert!(q.is_empty());
-        assert_eq!(close.unwrap().code, ErrorCode::OverCapacity);
+        assert_eq!(c.pop(), None);
+        assert_eq!(c.close_request().unwrap().code, ErrorCode::OverCapacity);
     }
 }

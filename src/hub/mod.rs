@@ -366,10 +366,16 @@ impl Hub {
             }
             self.subscription_count_changed(&conn.app, &name, state);
         }
-        conn.state.lock().subscriptions.push(Subscription {
+        let mut state = conn.state.lock();
+        if state.subscriptions.capacity() == 0 {
+            // Most connections join one or two channels: no room for four up front.
+            state.subscriptions.reserve_exact(1);
+        }
+        state.subscriptions.push(Subscription {
             channel: name.clone(),
             user_id: user_id.clone(),
         });
+        drop(state);
         if let (Some(member), true) = (member, first_here) {
             self.adapter().send(
                 &conn.app.id,
@@ -466,6 +472,7 @@ impl Hub {
 
     /// Periodic work: throttled subscription counts, expired cache entries. Call every second.
     pub fn tick(&self) {
+        self.sweep_heartbeats();
         for ah in self.by_id.values() {
             for shard in ah.shards.iter() {
                 let mut shard = shard.write();
@@ -486,6 +493,29 @@ impl Hub {
                     }
                     !state.is_empty()
                 });
+            }
+        }
+    }
+
+    /// The heartbeat for every connection, in one sweep instead of a timer per connection:
+    /// `pusher:ping` to a client silent for its app's `activity_timeout`, close 4201 when it
+    /// stays silent for `pong_timeout` after that.
+    fn sweep_heartbeats(&self) {
+        let now = connection::now_ms();
+        for ah in self.by_id.values() {
+            let activity = ah.app.activity_timeout.max(1) * 1000;
+            let pong = ah.app.pong_timeout.max(1) * 1000;
+            let conns = ah.connections.lock();
+            for conn in conns.values() {
+                match conn.heartbeat(now, activity, pong) {
+                    connection::Heartbeat::Alive => {}
+                    connection::Heartbeat::Ping => conn.push(protocol::ping()),
+                    connection::Heartbeat::Dead => conn.close(CloseRequest {
+                        code: ErrorCode::PongNotReceived,
+                        message: "Pong reply not received",
+                        send_error: false,
+                    }),
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 //! One WebSocket connection: the handshake checks, then one hand-written future per
-//! connection ([`ConnTask`]) that drives the socket, the connection's outbound queue and its
-//! heartbeat timer.
+//! connection ([`ConnTask`]) that drives the socket and the connection's outbound queue. The
+//! heartbeat is one sweep over all connections in the hub (`Hub::tick`), not a timer each.
 //!
 //! Inbound frames are parsed (`protocol`) and handled here (subscribe with auth, sign-in,
 //! client events with their rate limit); everything outbound, replies included, goes through
@@ -8,7 +8,7 @@
 //! flush. One task per connection, no channels between tasks, no buffers held while idle. The
 //! future is written by hand rather than as an `async fn` with `select!` because its size is
 //! what every idle connection costs: it holds the socket, a few words of state and a boxed
-//! timer, nothing else (see DESIGN.md, per-connection memory).
+//! nothing else (see DESIGN.md, per-connection memory).
 
 mod handler;
 
@@ -18,13 +18,11 @@ use crate::protocol::{self, ErrorCode};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
 
 /// Oldest protocol version accepted (`?protocol=`); missing means 7.
 pub const MIN_PROTOCOL: u32 = 5;
@@ -128,25 +126,6 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
-/// Heartbeat state: the server pings a client silent for `activity_timeout`, and closes it
-/// with 4201 if nothing arrives within `pong_timeout` after.
-struct Heartbeat {
-    activity: Duration,
-    pong_wait: Duration,
-    last_seen: Instant,
-    pinged: bool,
-}
-
-impl Heartbeat {
-    fn deadline(&self) -> Instant {
-        if self.pinged {
-            self.last_seen + self.activity + self.pong_wait
-        } else {
-            self.last_seen + self.activity
-        }
-    }
-}
-
 enum Flow {
     Continue,
     Close(u16, String),
@@ -157,35 +136,20 @@ pub struct ConnTask {
     /// `None` once the socket has been handed to the closing future.
     socket: Option<WebSocket>,
     session: handler::Session,
-    /// Frames taken from the queue and not yet accepted by the socket.
-    batch: VecDeque<Utf8Bytes>,
     /// Frames were written since the last completed flush.
     unflushed: bool,
-    /// A close this task decided on (protocol error, heartbeat): written after the batch.
+    /// A close this task decided on (protocol error): sent once the queue is written.
     local_close: Option<(u16, String)>,
-    hb: Heartbeat,
-    sleep: Pin<Box<Sleep>>,
     closing: Option<BoxedClose>,
 }
 
 impl ConnTask {
     fn new(socket: WebSocket, hub: Arc<Hub>, conn: Arc<Connection>) -> ConnTask {
-        let app = conn.app.clone();
-        let hb = Heartbeat {
-            activity: Duration::from_secs(app.activity_timeout.max(1)),
-            pong_wait: Duration::from_secs(app.pong_timeout.max(1)),
-            last_seen: Instant::now(),
-            pinged: false,
-        };
-        let sleep = Box::pin(tokio::time::sleep_until(hb.deadline()));
         ConnTask {
             socket: Some(socket),
             session: handler::Session::new(hub, conn),
-            batch: VecDeque::new(),
             unflushed: false,
             local_close: None,
-            hb,
-            sleep,
             closing: None,
         }
     }
@@ -194,27 +158,27 @@ impl ConnTask {
         self.session.conn()
     }
 
-    /// Move every queued frame the socket will take into it, then flush. `Err` when the socket
-    /// failed. Pending writes stay in `batch` and the task is woken when the socket drains.
-    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<(), ()> {
-        if self.batch.is_empty() {
-            // Swap the whole queue out: after warm-up nothing is allocated per message.
-            let _ = self.session.conn().take(&mut self.batch);
-        }
-        while !self.batch.is_empty() {
+    /// Move every queued frame the socket will take into it, then flush once. Returns whether
+    /// everything queued was written and flushed; `Err` when the socket failed. When the socket
+    /// is full the frames stay queued and the task is woken when it drains.
+    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let mut drained = false;
+        loop {
             match socket.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => {
-                    let frame = self.batch.pop_front().expect("not empty");
-                    socket
-                        .start_send_unpin(Message::Text(frame))
-                        .map_err(|_| ())?;
-                    self.unflushed = true;
-                }
+                Poll::Ready(Ok(())) => match self.session.conn().pop() {
+                    Some(frame) => {
+                        socket
+                            .start_send_unpin(Message::Text(frame))
+                            .map_err(|_| ())?;
+                        self.unflushed = true;
+                    }
+                    None => {
+                        drained = true;
+                        break;
+                    }
+                },
                 Poll::Ready(Err(_)) => return Err(()),
                 Poll::Pending => break,
-            }
-            if self.batch.is_empty() {
-                let _ = self.session.conn().take(&mut self.batch);
             }
         }
         if self.unflushed {
@@ -224,7 +188,7 @@ impl ConnTask {
                 Poll::Pending => {}
             }
         }
-        Ok(())
+        Ok(drained && !self.unflushed)
     }
 
     /// Hand the socket to a future that sends the close (and, for server-side closes, the
@@ -245,8 +209,7 @@ impl ConnTask {
     }
 
     fn handle(&mut self, msg: Message) -> Flow {
-        self.hb.last_seen = Instant::now();
-        self.hb.pinged = false;
+        self.session.conn().seen();
         match msg {
             Message::Text(text) => self.session.handle_text(text.as_str()),
             Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
@@ -274,9 +237,9 @@ impl Future for ConnTask {
             };
             // Outbound first: register, then look at the queue, so no push is missed.
             this.conn().register(cx.waker());
-            if this.poll_write(&mut socket, cx).is_err() {
+            let Ok(written) = this.poll_write(&mut socket, cx) else {
                 return Poll::Ready(());
-            }
+            };
             let server_close = this.conn().close_request();
             let overflowed = server_close
                 .as_ref()
@@ -284,12 +247,12 @@ impl Future for ConnTask {
             if let Some(req) = server_close {
                 // A slow consumer's queue was dropped: close at once. Otherwise finish writing
                 // what was queued before the close request.
-                if overflowed || (this.batch.is_empty() && !this.unflushed) {
+                if overflowed || written {
                     this.socket = Some(socket);
                     this.start_close(Ok(req));
                     continue;
                 }
-            } else if this.batch.is_empty() && !this.unflushed {
+            } else if written {
                 if let Some(local) = this.local_close.take() {
                     this.socket = Some(socket);
                     this.start_close(Err(local));
@@ -320,24 +283,6 @@ impl Future for ConnTask {
                     Poll::Ready(None) => return Poll::Ready(()),
                     Poll::Pending => {}
                 }
-            }
-
-            // Heartbeat (not once a close is decided: the timer would keep firing).
-            if this.local_close.is_none() && this.sleep.as_mut().poll(cx).is_ready() {
-                progressed = true;
-                if Instant::now() >= this.hb.deadline() {
-                    if this.hb.pinged {
-                        this.local_close = Some((
-                            ErrorCode::PongNotReceived.code(),
-                            "Pong reply not received".into(),
-                        ));
-                    } else {
-                        this.hb.pinged = true;
-                        this.session.conn().push(protocol::ping());
-                    }
-                }
-                let deadline = this.hb.deadline();
-                this.sleep.as_mut().reset(deadline);
             }
 
             this.socket = Some(socket);
