@@ -6,6 +6,14 @@ use rf_broadcast::config::{Cli, ProcessEnv};
 use rf_broadcast::{apps::Apps, server, AppState, Hub};
 use std::sync::Arc;
 
+// jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
+// RSS per idle connection (BENCHMARKS.md). Library users keep their own allocator.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Pending connections the kernel may queue before `accept` (connection bursts).
+const LISTEN_BACKLOG: u32 = 4096;
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -40,7 +48,14 @@ fn main() {
 }
 
 async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let socket = if config.addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(config.addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
     let mut adapter = None;

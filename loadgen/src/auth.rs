@@ -26,12 +26,22 @@ pub fn hmac_hex(secret: &str, msg: &str) -> String {
 
 /// The `auth` field of a `pusher:subscribe` for a private channel.
 pub fn channel_auth(creds: &Creds, socket_id: &str, channel: &str) -> String {
-    format!("{}:{}", creds.key, hmac_hex(&creds.secret, &format!("{socket_id}:{channel}")))
+    format!(
+        "{}:{}",
+        creds.key,
+        hmac_hex(&creds.secret, &format!("{socket_id}:{channel}"))
+    )
 }
 
 /// The query string (without `?`) that signs an HTTP API request with a body.
 /// Parameters are already in sorted order, as the signature requires.
-pub fn signed_query(creds: &Creds, method: &str, path: &str, body: &[u8], timestamp: u64) -> String {
+pub fn signed_query(
+    creds: &Creds,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timestamp: u64,
+) -> String {
     let body_md5 = hex::encode(Md5::digest(body));
     let params = format!(
         "auth_key={}&auth_timestamp={}&auth_version=1.0&body_md5={}",
@@ -46,7 +56,11 @@ mod tests {
     use super::*;
 
     fn docs_creds() -> Creds {
-        Creds { app_id: "3".into(), key: "278d425bdf160c739803".into(), secret: "7ad3773142a6692b25b8".into() }
+        Creds {
+            app_id: "3".into(),
+            key: "278d425bdf160c739803".into(),
+            secret: "7ad3773142a6692b25b8".into(),
+        }
     }
 
     #[test]

@@ -59,7 +59,10 @@ pub async fn client_events(common: &Common, a: &ClientEventArgs) -> Result<Repor
     }
     let target = Arc::new(common.target()?);
     let mut r = Report::new("client-events", common);
-    r.set("params", json!({"pairs": a.pairs, "rate": a.rate, "duration_s": a.duration, "payload": a.payload}));
+    r.set(
+        "params",
+        json!({"pairs": a.pairs, "rate": a.rate, "duration_s": a.duration, "payload": a.payload}),
+    );
     let n = a.pairs * 2;
     let per_client = a.rate / n as f64;
     let shared = Arc::new(Shared {
@@ -166,11 +169,19 @@ pub async fn client_events(common: &Common, a: &ClientEventArgs) -> Result<Repor
     tokio::time::sleep(Duration::from_millis(300)).await;
     let p1 = Probe::take(common.server_pid);
     let t1 = Instant::now();
-    let _ = go_tx.send(Some(tokio::time::Instant::now() + Duration::from_secs_f64(a.duration)));
+    let _ = go_tx.send(Some(
+        tokio::time::Instant::now() + Duration::from_secs_f64(a.duration),
+    ));
     tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
     let send_secs = t1.elapsed().as_secs_f64();
     // Drain: until everything sent (to a connected partner) arrived, or nothing moves.
-    let total_sent = || shared.sent.iter().map(|x| x.load(Ordering::Relaxed)).sum::<u64>();
+    let total_sent = || {
+        shared
+            .sent
+            .iter()
+            .map(|x| x.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
     let end = Instant::now() + Duration::from_secs_f64(a.drain);
     let mut last = (shared.delivered.load(Ordering::Relaxed), Instant::now());
     while Instant::now() < end && shared.delivered.load(Ordering::Relaxed) < total_sent() {
@@ -199,12 +210,19 @@ pub async fn client_events(common: &Common, a: &ClientEventArgs) -> Result<Repor
         if !connected.contains(&partner) {
             continue;
         }
-        lost += shared.sent[partner].load(Ordering::Relaxed).saturating_sub(o.track.unique);
+        lost += shared.sent[partner]
+            .load(Ordering::Relaxed)
+            .saturating_sub(o.track.unique);
         dups += o.track.dups;
         ooo += o.track.out_of_order;
         if let Some(e) = &o.ended {
             closed += 1;
-            *shared.errors.lock().unwrap().entry(format!("closed: {e}")).or_insert(0) += 1;
+            *shared
+                .errors
+                .lock()
+                .unwrap()
+                .entry(format!("closed: {e}"))
+                .or_insert(0) += 1;
         }
     }
     let sent = total_sent();
@@ -215,25 +233,40 @@ pub async fn client_events(common: &Common, a: &ClientEventArgs) -> Result<Repor
         _ => None,
     };
     r.line(format!("  sent {sent} client events in {send_secs:.2} s ({:.0}/s, target {}/s), delivered {delivered}", sent as f64 / send_secs, a.rate));
-    r.line(format!("  lost {lost}  duplicated {dups}  out-of-order {ooo}  connections closed {closed}"));
+    r.line(format!(
+        "  lost {lost}  duplicated {dups}  out-of-order {ooo}  connections closed {closed}"
+    ));
     for (k, v) in shared.errors.lock().unwrap().iter() {
         r.line(format!("    {v} x {k}"));
     }
     r.line(pct_line("e2e latency", &e2e));
-    r.line(format!("  server CPU {} s -> {} CPU s per million deliveries", opt(cpu), opt(per_million(cpu, delivered))));
+    r.line(format!(
+        "  server CPU {} s -> {} CPU s per million deliveries",
+        opt(cpu),
+        opt(per_million(cpu, delivered))
+    ));
     r.set("conn_ok", json!(conn.ok.load(Ordering::Relaxed)));
     r.set("conn_failed", json!(conn.failed.load(Ordering::Relaxed)));
     r.set("sent", json!(sent));
     r.set("delivered", json!(delivered));
-    r.set("delivered_per_s", json!(round3(delivered as f64 / send_secs)));
+    r.set(
+        "delivered_per_s",
+        json!(round3(delivered as f64 / send_secs)),
+    );
     r.set("lost", json!(lost));
     r.set("duplicated", json!(dups));
     r.set("out_of_order", json!(ooo));
     r.set("errors", json!(*shared.errors.lock().unwrap()));
     r.set("e2e", pct_json(&e2e));
     r.set("server_cpu_s", json!(cpu));
-    r.set("server_cpu_s_per_million", json!(per_million(cpu, delivered)));
-    r.set("loadgen_cpu_s_per_million", json!(per_million(Some(p2.self_cpu - p1.self_cpu), delivered)));
+    r.set(
+        "server_cpu_s_per_million",
+        json!(per_million(cpu, delivered)),
+    );
+    r.set(
+        "loadgen_cpu_s_per_million",
+        json!(per_million(Some(p2.self_cpu - p1.self_cpu), delivered)),
+    );
     r.self_usage(&p1, &p2, wall);
     Ok(r)
 }

@@ -63,7 +63,11 @@ impl Common {
         Target::new(
             &self.urls,
             self.publish_url.as_deref(),
-            Creds { app_id: self.app_id.clone(), key: self.app_key.clone(), secret: self.app_secret.clone() },
+            Creds {
+                app_id: self.app_id.clone(),
+                key: self.app_key.clone(),
+                secret: self.app_secret.clone(),
+            },
         )
     }
 }
@@ -118,8 +122,14 @@ impl ConnStats {
         if let Some((n, e)) = &*self.first_failure_at.lock().unwrap() {
             out.push(format!("    first failure after {n} established: {e}"));
         }
-        out.push(crate::stats::pct_line("connect (tcp+ws+est.)", &self.connect.merged()));
-        out.push(crate::stats::pct_line("subscribe", &self.subscribe.merged()));
+        out.push(crate::stats::pct_line(
+            "connect (tcp+ws+est.)",
+            &self.connect.merged(),
+        ));
+        out.push(crate::stats::pct_line(
+            "subscribe",
+            &self.subscribe.merged(),
+        ));
     }
 }
 
@@ -158,6 +168,7 @@ pub async fn wait_connected(cs: &ConnStats, n: u64, limit: Duration) -> bool {
 
 /// How a subscriber's connection ended before it was told to stop.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // `at` and `code` are kept for reports that want them
 pub struct Ended {
     pub at: Instant,
     pub code: Option<u16>,
@@ -176,6 +187,7 @@ pub struct SubSpec {
     pub leave_at: Option<tokio::time::Instant>,
 }
 
+#[allow(dead_code)]
 pub struct SubOutcome {
     pub idx: usize,
     pub chan: usize,
@@ -187,7 +199,12 @@ pub struct SubOutcome {
 
 /// Reads benchmark events until told to stop: counts deliveries per phase, records e2e latency
 /// and sequence numbers, answers `pusher:ping`.
-pub async fn run_sub(mut ws: Ws, spec: SubSpec, phases: Arc<Vec<Phase>>, mut stop: watch::Receiver<bool>) -> SubOutcome {
+pub async fn run_sub(
+    mut ws: Ws,
+    spec: SubSpec,
+    phases: Arc<Vec<Phase>>,
+    mut stop: watch::Receiver<bool>,
+) -> SubOutcome {
     let local_port = ws.get_ref().local_addr().map(|a| a.port()).unwrap_or(0);
     let mut track = SeqTrack::default();
     let mut ended = None;
@@ -211,7 +228,7 @@ pub async fn run_sub(mut ws: Ws, spec: SubSpec, phases: Arc<Vec<Phase>>, mut sto
                 while !*stop.borrow() {
                     if stop.changed().await.is_err() { break; }
                 }
-                ended = drain_for_close(&mut ws, Duration::from_secs(3), &mut track).await;
+                ended = drain_for_close(&mut ws, Duration::from_secs(10), &mut track).await;
                 break;
             }
             m = ws.next() => match m {
@@ -246,23 +263,65 @@ pub async fn run_sub(mut ws: Ws, spec: SubSpec, phases: Arc<Vec<Phase>>, mut sto
             }
         }
     }
-    SubOutcome { idx: spec.idx, chan: spec.chan, track, ended, local_port, errors }
+    SubOutcome {
+        idx: spec.idx,
+        chan: spec.chan,
+        track,
+        ended,
+        local_port,
+        errors,
+    }
 }
 
-/// Reads (and discards) what a stalled consumer has buffered, looking for the server's close.
+/// Reads what a stalled consumer has buffered (recording sequence numbers), looking for the
+/// server's close. Widens the socket's receive buffer first so that draining is quick. Ends at
+/// the close, after `idle` without a frame, or at `limit`.
 async fn drain_for_close(ws: &mut Ws, limit: Duration, track: &mut SeqTrack) -> Option<Ended> {
+    {
+        use std::os::fd::AsRawFd;
+        let fd = ws.get_ref().as_raw_fd();
+        let size: libc::c_int = 4 << 20;
+        // SAFETY: setsockopt on a socket we own, with a pointer to a c_int that lives across the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
     let end = tokio::time::Instant::now() + limit;
+    let idle = Duration::from_secs(3);
     loop {
-        match tokio::time::timeout_at(end, ws.next()).await {
+        let deadline = end.min(tokio::time::Instant::now() + idle);
+        match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return None,
-            Ok(None) => return Some(Ended { at: Instant::now(), code: None, how: "eof without close frame".into() }),
-            Ok(Some(Err(e))) => return Some(Ended { at: Instant::now(), code: None, how: format!("error: {e}") }),
+            Ok(None) => {
+                return Some(Ended {
+                    at: Instant::now(),
+                    code: None,
+                    how: "eof without close frame".into(),
+                })
+            }
+            Ok(Some(Err(e))) => {
+                return Some(Ended {
+                    at: Instant::now(),
+                    code: None,
+                    how: format!("error: {e}"),
+                })
+            }
             Ok(Some(Ok(Message::Close(f)))) => {
                 let code = f.as_ref().map(|f| u16::from(f.code));
                 let how = f
                     .map(|f| format!("close {} {}", u16::from(f.code), f.reason))
                     .unwrap_or_else(|| "close (no code)".into());
-                return Some(Ended { at: Instant::now(), code, how });
+                return Some(Ended {
+                    at: Instant::now(),
+                    code,
+                    how,
+                });
             }
             Ok(Some(Ok(Message::Text(t)))) => {
                 if let Some(m) = find_mark(t.as_bytes()) {
@@ -291,7 +350,11 @@ impl Report {
         json.insert("server_pid".into(), json!(common.server_pid));
         json.insert("threads".into(), json!(common.threads));
         json.insert("unix_time".into(), json!(now_us() / 1_000_000));
-        Report { scenario, lines: Vec::new(), json }
+        Report {
+            scenario,
+            lines: Vec::new(),
+            json,
+        }
     }
     pub fn set(&mut self, k: &str, v: Value) {
         self.json.insert(k.to_string(), v);
@@ -303,7 +366,10 @@ impl Report {
     pub fn self_usage(&mut self, start: &Probe, end: &Probe, wall_s: f64) {
         let cpu = end.self_cpu - start.self_cpu;
         self.set("loadgen_cpu_s", json!(crate::stats::round3(cpu)));
-        self.set("loadgen_cpu_util", json!(crate::stats::round3(cpu / wall_s.max(1e-9))));
+        self.set(
+            "loadgen_cpu_util",
+            json!(crate::stats::round3(cpu / wall_s.max(1e-9))),
+        );
         self.set("loadgen_rss_kb", json!(end.self_rss_kb));
         self.line(format!(
             "  loadgen own CPU {:.2} s over {:.1} s ({:.0}% of one core), RSS {} KB",
@@ -314,8 +380,20 @@ impl Report {
         ));
     }
     pub fn print(&self) {
-        let label = self.json.get("label").and_then(|v| v.as_str()).unwrap_or("");
-        println!("== rf-loadgen {} {}==", self.scenario, if label.is_empty() { String::new() } else { format!("[{label}] ") });
+        let label = self
+            .json
+            .get("label")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        println!(
+            "== rf-loadgen {} {}==",
+            self.scenario,
+            if label.is_empty() {
+                String::new()
+            } else {
+                format!("[{label}] ")
+            }
+        );
         for l in &self.lines {
             println!("{l}");
         }

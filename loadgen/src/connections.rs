@@ -10,7 +10,9 @@ use clap::Args;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::common::{check_bound, ramp, run_sub, wait_connected, Common, ConnStats, Report, SubSpec};
+use crate::common::{
+    check_bound, ramp, run_sub, wait_connected, Common, ConnStats, Report, SubSpec,
+};
 use crate::stats::{opt, pct_json, round3, Phase};
 use crate::sys::{fd_count, nofile_limit_of, now_us, raise_nofile, Probe};
 use crate::ws::open_subscribed;
@@ -43,7 +45,10 @@ pub async fn connections(common: &Common, a: &ConnArgs) -> Result<Report, String
     }
     let target = Arc::new(common.target()?);
     let mut r = Report::new("connections", common);
-    r.set("params", json!({"conns": a.conns, "rate": a.rate, "hold_s": a.hold, "channels": a.channels}));
+    r.set(
+        "params",
+        json!({"conns": a.conns, "rate": a.rate, "hold_s": a.hold, "channels": a.channels}),
+    );
     let my_limit = raise_nofile();
     let ceiling = my_limit.saturating_sub(RESERVED_FDS) as usize;
     let n = a.conns.min(ceiling);
@@ -70,7 +75,13 @@ pub async fn connections(common: &Common, a: &ConnArgs) -> Result<Report, String
     let t0 = Instant::now();
     let st = stats.clone();
     let handles = ramp(n, a.rate, common.connect_inflight, move |i, permit| {
-        let (target, st, phases, stop, run) = (target.clone(), st.clone(), phases.clone(), stop_rx.clone(), run.clone());
+        let (target, st, phases, stop, run) = (
+            target.clone(),
+            st.clone(),
+            phases.clone(),
+            stop_rx.clone(),
+            run.clone(),
+        );
         async move {
             let chan = i % chans;
             let res = open_subscribed(&target, i, &format!("{run}-{chan}"), None, timeout).await;
@@ -80,7 +91,13 @@ pub async fn connections(common: &Common, a: &ConnArgs) -> Result<Report, String
                     st.connect.record(i, tc.as_micros() as u64);
                     st.subscribe.record(i, ts.as_micros() as u64);
                     st.ok.fetch_add(1, Ordering::Relaxed);
-                    let spec = SubSpec { idx: i, chan, record_latency: false, stall_at: None, leave_at: None };
+                    let spec = SubSpec {
+                        idx: i,
+                        chan,
+                        record_latency: false,
+                        stall_at: None,
+                        leave_at: None,
+                    };
                     Some(run_sub(ws, spec, phases, stop).await)
                 }
                 Err(e) => {
@@ -118,7 +135,10 @@ pub async fn connections(common: &Common, a: &ConnArgs) -> Result<Report, String
     if !complete {
         r.line("  WARNING: some connection attempts had not finished when setup timed out");
     }
-    r.line(format!("  opened {ok} of {n} in {ramp_s:.2} s ({:.0}/s)", ok as f64 / ramp_s.max(1e-9)));
+    r.line(format!(
+        "  opened {ok} of {n} in {ramp_s:.2} s ({:.0}/s)",
+        ok as f64 / ramp_s.max(1e-9)
+    ));
     if stats.failed.load(Ordering::Relaxed) > 0 {
         let first = stats.first_failure_at.lock().unwrap().clone();
         let (at, why) = first.unwrap_or((0, String::new()));
@@ -126,12 +146,19 @@ pub async fn connections(common: &Common, a: &ConnArgs) -> Result<Report, String
             format!("the LOAD GENERATOR's open-file limit ({my_limit})")
         } else {
             match server_limit {
-                Some(l) if fds1.map(|f| f + 16 >= l).unwrap_or(false) => format!("the SERVER's open-file limit ({l})"),
+                Some(l) if fds1.map(|f| f + 16 >= l).unwrap_or(false) => {
+                    format!("the SERVER's open-file limit ({l})")
+                }
                 _ => "the server (refused, reset or timed out)".to_string(),
             }
         };
-        r.line(format!("  LIMIT HIT after {at} connections: {why} -> {side}"));
-        r.set("limit_hit", json!({"after": at, "error": why, "side": side}));
+        r.line(format!(
+            "  LIMIT HIT after {at} connections: {why} -> {side}"
+        ));
+        r.set(
+            "limit_hit",
+            json!({"after": at, "error": why, "side": side}),
+        );
     }
     let growth = match (p0.server_rss_kb, p1.server_rss_kb) {
         (Some(a0), Some(a1)) if ok > 0 => Some(round3((a1 as f64 - a0 as f64) / ok as f64)),
@@ -146,7 +173,12 @@ pub async fn connections(common: &Common, a: &ConnArgs) -> Result<Report, String
         a.hold,
         opt(p2.server_rss_kb)
     ));
-    r.line(format!("  server open files {} -> {} (limit {})", opt(fds0), opt(fds1), opt(server_limit)));
+    r.line(format!(
+        "  server open files {} -> {} (limit {})",
+        opt(fds0),
+        opt(fds1),
+        opt(server_limit)
+    ));
     r.line(format!("  still open after hold: {still_open}"));
     for (k, v) in &closed {
         r.line(format!("    closed during hold: {v} x {k}"));

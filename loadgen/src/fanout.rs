@@ -13,10 +13,12 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::common::{check_bound, ramp, run_sub, wait_connected, Common, ConnStats, Report, SubOutcome, SubSpec};
+use crate::common::{
+    check_bound, ramp, run_sub, wait_connected, Common, ConnStats, Report, SubOutcome, SubSpec,
+};
 use crate::publish::{PubError, Publisher};
 use crate::stats::{opt, pct_json, pct_line, per_million, round3, Phase};
-use crate::sys::{now_us, tcp_state_name, tcp_states, Probe};
+use crate::sys::{now_us, tcp_sockets, tcp_state_name, Probe};
 use crate::target::Target;
 use crate::ws::{make_data, open_subscribed, Mark};
 
@@ -86,7 +88,12 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(common: &Common, channels: usize, n_phases: usize, payload: usize) -> Result<Bench, String> {
+    fn new(
+        common: &Common,
+        channels: usize,
+        n_phases: usize,
+        payload: usize,
+    ) -> Result<Bench, String> {
         let target = common.target()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(Bench {
@@ -127,33 +134,58 @@ impl Bench {
         let (conn, phases, stop) = (self.conn.clone(), self.phases.clone(), self.stop_rx.clone());
         let timeout = Duration::from_secs(self.common.connect_timeout);
         let slow_ports = self.slow_ports.clone();
-        let handles = ramp(n, self.common.connect_rate, self.common.connect_inflight, move |i, permit| {
-            let (target, conn, phases, stop, specs, run, slow_ports) =
-                (target.clone(), conn.clone(), phases.clone(), stop.clone(), specs.clone(), run.clone(), slow_ports.clone());
-            async move {
-                let chan = i % chans;
-                let s = specs[i];
-                let r = open_subscribed(&target, i, &format!("{run}-{chan}"), s.map(|x| x.0), timeout).await;
-                drop(permit);
-                match r {
-                    Ok((ws, _sid, tc, ts)) => {
-                        conn.connect.record(i, tc.as_micros() as u64);
-                        conn.subscribe.record(i, ts.as_micros() as u64);
-                        conn.ok.fetch_add(1, Ordering::Relaxed);
-                        if s.is_some() {
-                            let port = ws.get_ref().local_addr().map(|a| a.port()).unwrap_or(0);
-                            slow_ports.lock().unwrap().push((i, port));
+        let handles = ramp(
+            n,
+            self.common.connect_rate,
+            self.common.connect_inflight,
+            move |i, permit| {
+                let (target, conn, phases, stop, specs, run, slow_ports) = (
+                    target.clone(),
+                    conn.clone(),
+                    phases.clone(),
+                    stop.clone(),
+                    specs.clone(),
+                    run.clone(),
+                    slow_ports.clone(),
+                );
+                async move {
+                    let chan = i % chans;
+                    let s = specs[i];
+                    let r = open_subscribed(
+                        &target,
+                        i,
+                        &format!("{run}-{chan}"),
+                        s.map(|x| x.0),
+                        timeout,
+                    )
+                    .await;
+                    drop(permit);
+                    match r {
+                        Ok((ws, _sid, tc, ts)) => {
+                            conn.connect.record(i, tc.as_micros() as u64);
+                            conn.subscribe.record(i, ts.as_micros() as u64);
+                            conn.ok.fetch_add(1, Ordering::Relaxed);
+                            if s.is_some() {
+                                let port = ws.get_ref().local_addr().map(|a| a.port()).unwrap_or(0);
+                                slow_ports.lock().unwrap().push((i, port));
+                            }
+                            let spec = SubSpec {
+                                idx: i,
+                                chan,
+                                record_latency: s.is_none(),
+                                stall_at: s.map(|x| x.1),
+                                leave_at: None,
+                            };
+                            Some(run_sub(ws, spec, phases, stop).await)
                         }
-                        let spec = SubSpec { idx: i, chan, record_latency: s.is_none(), stall_at: s.map(|x| x.1), leave_at: None };
-                        Some(run_sub(ws, spec, phases, stop).await)
-                    }
-                    Err(e) => {
-                        conn.fail(&e);
-                        None
+                        Err(e) => {
+                            conn.fail(&e);
+                            None
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
         .await;
         self.handles = handles;
         let setup_limit = Duration::from_secs(self.common.connect_timeout + 5);
@@ -161,7 +193,11 @@ impl Bench {
     }
 
     /// Publishes one event on channel `c` in phase `tag`.
-    fn publish_one(&self, c: usize, tag: u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn publish_one(
+        &self,
+        c: usize,
+        tag: u32,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let chan = self.channel_name(c);
         let (p, phases, accepted, errs, pad, locks, seqs) = (
             self.publisher.clone(),
@@ -175,7 +211,14 @@ impl Bench {
         async move {
             let _one_at_a_time = locks[c].lock().await;
             let seq = seqs[c].fetch_add(1, Ordering::Relaxed);
-            let data = make_data(Mark { seq, sent_us: now_us(), tag }, &pad);
+            let data = make_data(
+                Mark {
+                    seq,
+                    sent_us: now_us(),
+                    tag,
+                },
+                &pad,
+            );
             let ph = &phases[tag as usize];
             match p.publish(&chan, &data).await {
                 Ok(rtt) => {
@@ -242,7 +285,11 @@ impl Bench {
         for w in 0..k {
             // With k <= channels each channel has one publisher; with more, publishers share
             // channels and take turns on them (at most one publish per channel in flight).
-            let mine: Vec<usize> = if k <= c { (0..c).filter(|x| x % k == w).collect() } else { vec![w % c] };
+            let mine: Vec<usize> = if k <= c {
+                (0..c).filter(|x| x % k == w).collect()
+            } else {
+                vec![w % c]
+            };
             let me = self.clone_pub();
             hs.push(tokio::spawn(async move {
                 let mut i = 0;
@@ -304,7 +351,9 @@ impl Bench {
 
     /// Deliveries expected given the accepted publishes and the connected subscribers per channel.
     fn expected(&self, subs_per_chan: &[u64]) -> u64 {
-        (0..self.channels).map(|c| self.accepted[c].load(Ordering::Relaxed) * subs_per_chan[c]).sum()
+        (0..self.channels)
+            .map(|c| self.accepted[c].load(Ordering::Relaxed) * subs_per_chan[c])
+            .sum()
     }
 
     /// Tells every subscriber to stop, and collects what each saw.
@@ -321,7 +370,11 @@ impl Bench {
 }
 
 /// Lost / duplicated / out-of-order over the subscribers selected by `pick`.
-fn integrity(b: &Bench, outs: &[SubOutcome], pick: impl Fn(&SubOutcome) -> bool) -> (u64, u64, u64, u64) {
+fn integrity(
+    b: &Bench,
+    outs: &[SubOutcome],
+    pick: impl Fn(&SubOutcome) -> bool,
+) -> (u64, u64, u64, u64) {
     let (mut lost, mut dups, mut ooo, mut bad) = (0, 0, 0, 0);
     for o in outs.iter().filter(|o| pick(o)) {
         let acc = b.accepted[o.chan].load(Ordering::Relaxed);
@@ -361,7 +414,9 @@ fn report_integrity(r: &mut Report, lost: u64, dups: u64, ooo: u64, bad: u64) {
     r.set("duplicated", json!(dups));
     r.set("out_of_order", json!(ooo));
     r.set("malformed", json!(bad));
-    r.line(format!("  lost {lost}  duplicated {dups}  out-of-order {ooo}  malformed {bad}"));
+    r.line(format!(
+        "  lost {lost}  duplicated {dups}  out-of-order {ooo}  malformed {bad}"
+    ));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -393,7 +448,12 @@ pub async fn fanout(common: &Common, a: &FanoutArgs) -> Result<Report, String> {
         // Subscribers that connected: all indices minus failed ones; assume the failed ones
         // are spread evenly (only used to decide when draining is done).
         let per = ok as f64 / a.subs as f64;
-        (0..a.channels).map(|c| ((a.subs / a.channels + usize::from(c < a.subs % a.channels)) as f64 * per).round() as u64).collect()
+        (0..a.channels)
+            .map(|c| {
+                ((a.subs / a.channels + usize::from(c < a.subs % a.channels)) as f64 * per).round()
+                    as u64
+            })
+            .collect()
     };
     b.drain(b.expected(&spc_est), a.drain).await;
     let wall = t1.elapsed().as_secs_f64();
@@ -406,7 +466,13 @@ pub async fn fanout(common: &Common, a: &FanoutArgs) -> Result<Report, String> {
     let (lost, dups, ooo, bad) = integrity(&b, &outs, |_| true);
     if std::env::var_os("LOADGEN_DEBUG").is_some() {
         for o in &outs {
-            eprintln!("sub {} chan {} unique {} accepted {}", o.idx, o.chan, o.track.unique, b.accepted[o.chan].load(Ordering::Relaxed));
+            eprintln!(
+                "sub {} chan {} unique {} accepted {}",
+                o.idx,
+                o.chan,
+                o.track.unique,
+                b.accepted[o.chan].load(Ordering::Relaxed)
+            );
         }
     }
     let e2e = ph.e2e.merged();
@@ -436,22 +502,41 @@ pub async fn fanout(common: &Common, a: &FanoutArgs) -> Result<Report, String> {
         opt(p2.server_rss_kb)
     ));
     r.set("published", json!(ph.published()));
-    r.set("publish_errors", json!(ph.publish_errors.load(Ordering::Relaxed)));
+    r.set(
+        "publish_errors",
+        json!(ph.publish_errors.load(Ordering::Relaxed)),
+    );
     r.set("publish_error_kinds", pub_errors_json(&b));
     r.set("publisher_waits", json!(waits));
     r.set("delivered", json!(delivered));
     r.set("expected", json!(expected));
-    r.set("delivered_per_s", json!(round3(delivered as f64 / pub_secs)));
+    r.set(
+        "delivered_per_s",
+        json!(round3(delivered as f64 / pub_secs)),
+    );
     r.set("e2e", pct_json(&e2e));
     r.set("publish_rtt", pct_json(&ph.publish_rtt.merged()));
     r.set("server_cpu_s", json!(cpu));
-    r.set("server_cpu_s_per_million", json!(per_million(cpu, delivered)));
+    r.set(
+        "server_cpu_s_per_million",
+        json!(per_million(cpu, delivered)),
+    );
     r.set("server_rss_kb_before", json!(p0.server_rss_kb));
     r.set("server_rss_kb_after", json!(p2.server_rss_kb));
-    r.set("loadgen_cpu_s_per_million", json!(per_million(Some(p2.self_cpu - p1.self_cpu), delivered)));
-    let closed: Vec<_> = outs.iter().filter_map(|o| o.ended.as_ref().map(|e| e.how.clone())).collect();
+    r.set(
+        "loadgen_cpu_s_per_million",
+        json!(per_million(Some(p2.self_cpu - p1.self_cpu), delivered)),
+    );
+    let closed: Vec<_> = outs
+        .iter()
+        .filter_map(|o| o.ended.as_ref().map(|e| e.how.clone()))
+        .collect();
     if !closed.is_empty() {
-        r.line(format!("  {} subscribers were closed early, e.g. {}", closed.len(), closed[0]));
+        r.line(format!(
+            "  {} subscribers were closed early, e.g. {}",
+            closed.len(),
+            closed[0]
+        ));
     }
     r.set("closed_early", json!(closed.len()));
     r.self_usage(&p1, &p2, wall);
@@ -485,7 +570,11 @@ pub async fn saturate(common: &Common, a: &SaturateArgs) -> Result<Report, Strin
     let ladder: Vec<usize> = a
         .ladder
         .split(',')
-        .map(|s| s.trim().parse::<usize>().map_err(|_| format!("bad --ladder entry {s:?}")))
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad --ladder entry {s:?}"))
+        })
         .collect::<Result<_, _>>()?;
     if ladder.is_empty() || ladder.len() > 20 || ladder.iter().any(|&k| k == 0 || k > 512) {
         return Err("--ladder: 1..20 steps of 1..512 publishers".into());
@@ -513,7 +602,9 @@ pub async fn saturate(common: &Common, a: &SaturateArgs) -> Result<Report, Strin
         probes.push(Probe::take(common.server_pid));
     }
     let ok = b.conn.ok.load(Ordering::Relaxed);
-    let spc: Vec<u64> = (0..a.channels).map(|c| (ok as usize / a.channels + usize::from(c < ok as usize % a.channels)) as u64).collect();
+    let spc: Vec<u64> = (0..a.channels)
+        .map(|c| (ok as usize / a.channels + usize::from(c < ok as usize % a.channels)) as u64)
+        .collect();
     b.drain(b.expected(&spc), a.drain).await;
     let p_end = Probe::take(common.server_pid);
     let wall = t_start.elapsed().as_secs_f64();
@@ -523,7 +614,10 @@ pub async fn saturate(common: &Common, a: &SaturateArgs) -> Result<Report, Strin
     if ladder.iter().any(|&k| k > a.channels) {
         r.line("  (one publish per channel is in flight at a time: steps with more publishers than channels are capped at the channel count)");
     }
-    r.line(format!("  {:>5} {:>10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>10}", "pubs", "publish/s", "delivered/s", "p50", "p99", "p99.9", "srv CPU s/M", "pub rtt p99"));
+    r.line(format!(
+        "  {:>5} {:>10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "pubs", "publish/s", "delivered/s", "p50", "p99", "p99.9", "srv CPU s/M", "pub rtt p99"
+    ));
     let mut steps = Vec::new();
     let mut best = (0.0f64, 0usize);
     let mut knee: Option<(f64, usize)> = None;
@@ -534,18 +628,34 @@ pub async fn saturate(common: &Common, a: &SaturateArgs) -> Result<Report, Strin
         let d = ph.delivered();
         let dps = d as f64 / secs[k];
         let cpu = server_delta(&probes[k], &probes[k + 1]);
-        let p99 = if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
+        let p99 = if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(0.99)
+        };
         let rtt = ph.publish_rtt.merged();
         r.line(format!(
             "  {:>5} {:>10.0} {:>12.0} {:>10} {:>10} {:>10} {:>12} {:>10}",
             conc,
             ph.published() as f64 / secs[k],
             dps,
-            crate::stats::fmt_ms(if h.is_empty() { 0 } else { h.value_at_quantile(0.5) }),
+            crate::stats::fmt_ms(if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(0.5)
+            }),
             crate::stats::fmt_ms(p99),
-            crate::stats::fmt_ms(if h.is_empty() { 0 } else { h.value_at_quantile(0.999) }),
+            crate::stats::fmt_ms(if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(0.999)
+            }),
             opt(per_million(cpu, d)),
-            crate::stats::fmt_ms(if rtt.is_empty() { 0 } else { rtt.value_at_quantile(0.99) }),
+            crate::stats::fmt_ms(if rtt.is_empty() {
+                0
+            } else {
+                rtt.value_at_quantile(0.99)
+            }),
         ));
         if dps > best.0 {
             best = (dps, conc);
@@ -565,17 +675,30 @@ pub async fn saturate(common: &Common, a: &SaturateArgs) -> Result<Report, Strin
             "publish_errors": ph.publish_errors.load(Ordering::Relaxed),
         }));
     }
-    r.line(format!("  max sustained {:.0} deliveries/s (at {} publishers)", best.0, best.1));
+    r.line(format!(
+        "  max sustained {:.0} deliveries/s (at {} publishers)",
+        best.0, best.1
+    ));
     match knee {
-        Some((d, k)) => r.line(format!("  best with e2e p99 <= {} ms: {:.0} deliveries/s at {} publishers", a.tail_ms, d, k)),
+        Some((d, k)) => r.line(format!(
+            "  best with e2e p99 <= {} ms: {:.0} deliveries/s at {} publishers",
+            a.tail_ms, d, k
+        )),
         None => r.line(format!("  no step kept e2e p99 <= {} ms", a.tail_ms)),
     }
     if let Some(k) = broke_at {
-        r.line(format!("  tail broke (p99 > {} ms) first at {} publishers", a.tail_ms, k));
+        r.line(format!(
+            "  tail broke (p99 > {} ms) first at {} publishers",
+            a.tail_ms, k
+        ));
     }
     let total_d = b.total_delivered();
     let cpu = server_delta(&p_start, &p_end);
-    r.line(format!("  overall server CPU {} s, {} CPU s per million deliveries", opt(cpu), opt(per_million(cpu, total_d))));
+    r.line(format!(
+        "  overall server CPU {} s, {} CPU s per million deliveries",
+        opt(cpu),
+        opt(per_million(cpu, total_d))
+    ));
     r.set("steps", Value::Array(steps));
     r.set("max_delivered_per_s", json!(round3(best.0)));
     r.set("knee_delivered_per_s", json!(knee.map(|x| round3(x.0))));
@@ -585,7 +708,13 @@ pub async fn saturate(common: &Common, a: &SaturateArgs) -> Result<Report, Strin
     r.set("server_cpu_s", json!(cpu));
     r.set("server_cpu_s_per_million", json!(per_million(cpu, total_d)));
     r.set("publish_error_kinds", pub_errors_json(&b));
-    r.set("loadgen_cpu_s_per_million", json!(per_million(Some(p_end.self_cpu - p_start.self_cpu), total_d)));
+    r.set(
+        "loadgen_cpu_s_per_million",
+        json!(per_million(
+            Some(p_end.self_cpu - p_start.self_cpu),
+            total_d
+        )),
+    );
     r.self_usage(&p_start, &p_end, wall);
     Ok(r)
 }
@@ -602,8 +731,9 @@ pub struct SlowArgs {
     /// Seconds after publishing starts when the slow ones stop reading.
     #[arg(long, default_value_t = 2.0)]
     pub stall_after: f64,
-    /// SO_RCVBUF of the slow subscribers' sockets (small, so the server sees backpressure soon).
-    #[arg(long, default_value_t = 4096)]
+    /// SO_RCVBUF of the slow subscribers' sockets (smaller: the server sees backpressure
+    /// sooner, but what it queued takes longer to read at the end).
+    #[arg(long, default_value_t = 65536)]
     pub rcvbuf: u32,
 }
 
@@ -618,13 +748,21 @@ pub async fn slow_consumer(common: &Common, a: &SlowArgs) -> Result<Report, Stri
     let p0 = Probe::take(common.server_pid);
     // Slow subscribers are spread evenly over the indices (and so over the channels).
     let every = (a.f.subs / a.slow).max(1);
-    let is_slow = move |i: usize| i % every == 0 && i / every < a.slow;
+    let is_slow = move |i: usize| i.is_multiple_of(every) && i / every < a.slow;
     // Setup time is unknown in advance: stall relative to publish start via a shared instant
     // set far ahead, then re-armed. Simpler: estimate setup time from the connect rate.
     let setup = a.f.subs as f64 / common.connect_rate + 1.0;
-    let stall_at = tokio::time::Instant::now() + Duration::from_secs_f64(setup + 0.3 + a.stall_after);
+    let stall_at =
+        tokio::time::Instant::now() + Duration::from_secs_f64(setup + 0.3 + a.stall_after);
     let rcv = a.rcvbuf;
-    b.open_subscribers(a.f.subs, move |i| if is_slow(i) { Some((rcv, stall_at)) } else { None }).await;
+    b.open_subscribers(a.f.subs, move |i| {
+        if is_slow(i) {
+            Some((rcv, stall_at))
+        } else {
+            None
+        }
+    })
+    .await;
     b.conn.summary_lines(&mut r.lines);
     // Wait for the planned start so that stall_after is measured from publish start.
     tokio::time::sleep_until(stall_at - Duration::from_secs_f64(a.stall_after)).await;
@@ -635,25 +773,42 @@ pub async fn slow_consumer(common: &Common, a: &SlowArgs) -> Result<Report, Stri
     let ports: HashSet<u16> = slow_ports.iter().map(|x| x.1).collect();
     let (mon_tx, mut mon_rx) = watch::channel(false);
     let pid = common.server_pid;
+    // Match the exact connection (both ports): a local port may also appear in older sockets
+    // to other servers (TIME_WAIT, loopback port reuse).
+    let server_ports: HashSet<u16> = b.target.ws.iter().map(|e| e.addr.port()).collect();
     let mon = tokio::spawn(async move {
         let mut max_rss = 0u64;
-        let mut closed_at: Vec<(u16, f64, u8)> = Vec::new();
-        let mut seen = HashSet::new();
+        // Per slow port: when the server's end left ESTABLISHED (closed by the server), and
+        // when our end did (the FIN or RST reached us).
+        let mut server_closed: Vec<(u16, f64, &'static str)> = Vec::new();
+        let mut client_closed: Vec<(u16, f64, &'static str)> = Vec::new();
+        let (mut seen_s, mut seen_c) = (HashSet::new(), HashSet::new());
         let mut rss_series = Vec::new();
         let mut k = 0u64;
         loop {
             if let Some(rss) = Probe::take(pid).server_rss_kb {
                 max_rss = max_rss.max(rss);
-                if k % 5 == 0 {
+                if k.is_multiple_of(5) {
                     rss_series.push(json!([round3(t1.elapsed().as_secs_f64()), rss]));
                 }
             }
             k += 1;
-            let st = tcp_states(&ports);
+            let socks = tcp_sockets(&ports);
+            let now = t1.elapsed().as_secs_f64();
             for &p in &ports {
-                let s = st.get(&p).copied().unwrap_or(7);
-                if s != 1 && seen.insert(p) {
-                    closed_at.push((p, t1.elapsed().as_secs_f64(), s));
+                let ours = socks
+                    .iter()
+                    .find(|x| x.0 == p && server_ports.contains(&x.1))
+                    .map(|x| x.2);
+                let theirs = socks
+                    .iter()
+                    .find(|x| x.1 == p && server_ports.contains(&x.0))
+                    .map(|x| x.2);
+                if theirs != Some(1) && seen_s.insert(p) {
+                    server_closed.push((p, now, theirs.map(tcp_state_name).unwrap_or("gone")));
+                }
+                if ours != Some(1) && seen_c.insert(p) {
+                    client_closed.push((p, now, ours.map(tcp_state_name).unwrap_or("gone")));
                 }
             }
             tokio::select! {
@@ -661,60 +816,81 @@ pub async fn slow_consumer(common: &Common, a: &SlowArgs) -> Result<Report, Stri
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
-        (max_rss, closed_at, rss_series)
+        (max_rss, server_closed, client_closed, rss_series)
     });
-    let waits = b.publish_paced(a.f.rate, a.f.duration, a.f.publishers, 0).await;
+    let waits = b
+        .publish_paced(a.f.rate, a.f.duration, a.f.publishers, 0)
+        .await;
     let pub_secs = t1.elapsed().as_secs_f64();
     b.drain(u64::MAX, a.f.drain.min(3.0)).await;
     let p2 = Probe::take(common.server_pid);
     let _ = mon_tx.send(true);
-    let (max_rss, closed_at, rss_series) = mon.await.map_err(|e| e.to_string())?;
+    let (max_rss, closed_at, client_closed, rss_series) = mon.await.map_err(|e| e.to_string())?;
     let outs = b.finish().await;
     let fast = |o: &SubOutcome| !is_slow(o.idx);
     let (lost, dups, ooo, bad) = integrity(&b, &outs, fast);
     let ph = &b.phases[0];
     let e2e = ph.e2e.merged();
-    r.line(format!("  published {} events ({:.0}/s), publisher fell behind {} times", ph.published(), ph.published() as f64 / pub_secs, waits));
+    r.line(format!(
+        "  published {} events ({:.0}/s), publisher fell behind {} times",
+        ph.published(),
+        ph.published() as f64 / pub_secs,
+        waits
+    ));
     r.line("  fast subscribers:");
     report_integrity(&mut r, lost, dups, ooo, bad);
     r.line(pct_line("fast e2e latency", &e2e));
     let fast_closed = outs.iter().filter(|o| fast(o) && o.ended.is_some()).count();
-    r.line(format!("  fast subscribers closed by the server: {fast_closed}"));
+    r.line(format!(
+        "  fast subscribers closed by the server: {fast_closed}"
+    ));
     // Slow ones: when their socket left ESTABLISHED, and what the close frame said.
     let stall_t = a.stall_after;
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let (slow_lost, _, _, _) = integrity(&b, &outs, |o| is_slow(o.idx));
-    let slow_open = outs.iter().filter(|o| is_slow(o.idx) && o.ended.is_none()).count();
+    // Loss is only known for slow subscribers that read up to the server's close.
+    let (slow_lost, _, _, _) = integrity(&b, &outs, |o| is_slow(o.idx) && o.ended.is_some());
+    let slow_open = outs
+        .iter()
+        .filter(|o| is_slow(o.idx) && o.ended.is_none())
+        .count();
     for o in outs.iter().filter(|o| is_slow(o.idx)) {
-        let k = o.ended.as_ref().map(|e| e.how.clone()).unwrap_or_else(|| "still open at end".into());
+        let k = o
+            .ended
+            .as_ref()
+            .map(|e| e.how.clone())
+            .unwrap_or_else(|| "still open at end".into());
         *kinds.entry(k).or_insert(0) += 1;
     }
     let mut after: Vec<f64> = closed_at.iter().map(|x| x.1 - stall_t).collect();
     after.sort_by(|x, y| x.partial_cmp(y).unwrap());
     let states: BTreeMap<&str, usize> = closed_at.iter().fold(BTreeMap::new(), |mut m, x| {
-        *m.entry(tcp_state_name(x.2)).or_insert(0) += 1;
+        *m.entry(x.2).or_insert(0) += 1;
         m
     });
     r.line(format!(
-        "  slow subscribers: {} of {} had their socket closed by the server during the run",
+        "  slow subscribers: the server closed {} of {} during the run (its end of the TCP connection left ESTABLISHED)",
         closed_at.len(),
         slow_ports.len()
     ));
     if !after.is_empty() {
         r.line(format!(
-            "    closed {:.2} s .. {:.2} s after they stopped reading (median {:.2} s); TCP state seen {:?}",
+            "    closed {:.2} s .. {:.2} s after they stopped reading (median {:.2} s); server-side TCP state then {:?}",
             after[0],
             after[after.len() - 1],
             after[after.len() / 2],
             states
         ));
     }
+    r.line(format!(
+        "    {} of them saw the close on their own socket during the run (FIN/RST arrived)",
+        client_closed.len()
+    ));
+    r.line("    after the run each slow subscriber read what was queued for it; how that ended:");
     for (k, v) in &kinds {
         r.line(format!("    {v} x {k}"));
     }
     r.line(format!(
-        "    events the slow subscribers never got (after reading what was buffered): {slow_lost}{}",
-        if slow_open > 0 && slow_lost > 0 { " -- dropped silently while the connection stayed open" } else { "" }
+        "    events never received by the slow subscribers that did read up to the close: {slow_lost} (those whose drain timed out: {slow_open}, loss unknown)"
     ));
     r.set("slow_lost", json!(slow_lost));
     r.set("slow_still_open", json!(slow_open));
@@ -726,13 +902,24 @@ pub async fn slow_consumer(common: &Common, a: &SlowArgs) -> Result<Report, Stri
         opt(p2.server_rss_kb)
     ));
     let cpu = server_delta(&p1, &p2);
-    r.line(format!("  server CPU {} s, {} CPU s per million deliveries", opt(cpu), opt(per_million(cpu, ph.delivered()))));
+    r.line(format!(
+        "  server CPU {} s, {} CPU s per million deliveries",
+        opt(cpu),
+        opt(per_million(cpu, ph.delivered()))
+    ));
     r.set("published", json!(ph.published()));
     r.set("delivered", json!(ph.delivered()));
     r.set("fast_e2e", pct_json(&e2e));
     r.set("fast_closed", json!(fast_closed));
     r.set("slow_closed_during_run", json!(closed_at.len()));
-    r.set("slow_close_after_stall_s", json!(after.iter().map(|x| round3(*x)).collect::<Vec<_>>()));
+    r.set(
+        "slow_client_saw_close_during_run",
+        json!(client_closed.len()),
+    );
+    r.set(
+        "slow_close_after_stall_s",
+        json!(after.iter().map(|x| round3(*x)).collect::<Vec<_>>()),
+    );
     r.set("slow_close_kinds", json!(kinds));
     r.set("server_rss_kb_before", json!(p0.server_rss_kb));
     r.set("server_rss_kb_start", json!(p1.server_rss_kb));
@@ -786,32 +973,53 @@ pub async fn churn(common: &Common, a: &ChurnArgs) -> Result<Report, String> {
     let timeout = Duration::from_secs(common.connect_timeout);
     let cs = churn_stats.clone();
     let co = closed_ok.clone();
-    let churners = tokio::spawn(ramp(n_churn, a.churn_rate, common.connect_inflight, move |i, permit| {
-        let (target, phases, stop, run, cs, co) = (target.clone(), phases.clone(), stop.clone(), run.clone(), cs.clone(), co.clone());
-        async move {
-            // Indices far from the stable subscribers' so shards and channels differ.
-            let idx = 1_000_000 + i;
-            let chan = i % chans;
-            let r = open_subscribed(&target, idx, &format!("{run}-{chan}"), None, timeout).await;
-            drop(permit);
-            match r {
-                Ok((ws, _, tc, ts)) => {
-                    cs.connect.record(i, tc.as_micros() as u64);
-                    cs.subscribe.record(i, ts.as_micros() as u64);
-                    cs.ok.fetch_add(1, Ordering::Relaxed);
-                    // Phase 1 is where the churners' deliveries would go; they get phase-0
-                    // events, counted in phase 0's delivered but with no latency recorded.
-                    let spec = SubSpec { idx, chan, record_latency: false, stall_at: None, leave_at: Some(tokio::time::Instant::now() + hold) };
-                    let o = run_sub(ws, spec, phases, stop).await;
-                    if o.ended.is_none() {
-                        co.fetch_add(1, Ordering::Relaxed);
+    let churners = tokio::spawn(ramp(
+        n_churn,
+        a.churn_rate,
+        common.connect_inflight,
+        move |i, permit| {
+            let (target, phases, stop, run, cs, co) = (
+                target.clone(),
+                phases.clone(),
+                stop.clone(),
+                run.clone(),
+                cs.clone(),
+                co.clone(),
+            );
+            async move {
+                // Indices far from the stable subscribers' so shards and channels differ.
+                let idx = 1_000_000 + i;
+                let chan = i % chans;
+                let r =
+                    open_subscribed(&target, idx, &format!("{run}-{chan}"), None, timeout).await;
+                drop(permit);
+                match r {
+                    Ok((ws, _, tc, ts)) => {
+                        cs.connect.record(i, tc.as_micros() as u64);
+                        cs.subscribe.record(i, ts.as_micros() as u64);
+                        cs.ok.fetch_add(1, Ordering::Relaxed);
+                        // Phase 1 is where the churners' deliveries would go; they get phase-0
+                        // events, counted in phase 0's delivered but with no latency recorded.
+                        let spec = SubSpec {
+                            idx,
+                            chan,
+                            record_latency: false,
+                            stall_at: None,
+                            leave_at: Some(tokio::time::Instant::now() + hold),
+                        };
+                        let o = run_sub(ws, spec, phases, stop).await;
+                        if o.ended.is_none() {
+                            co.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
+                    Err(e) => cs.fail(&e),
                 }
-                Err(e) => cs.fail(&e),
             }
-        }
-    }));
-    let waits = b.publish_paced(a.f.rate, a.f.duration, a.f.publishers, 0).await;
+        },
+    ));
+    let waits = b
+        .publish_paced(a.f.rate, a.f.duration, a.f.publishers, 0)
+        .await;
     let pub_secs = t1.elapsed().as_secs_f64();
     let handles = churners.await.map_err(|e| e.to_string())?;
     let churn_secs = t1.elapsed().as_secs_f64();
@@ -829,9 +1037,21 @@ pub async fn churn(common: &Common, a: &ChurnArgs) -> Result<Report, String> {
     let ph = &b.phases[0];
     let e2e = ph.e2e.merged();
     let ok = churn_stats.ok.load(Ordering::Relaxed);
-    r.line(format!("  churn: {} connect+subscribe+close cycles in {:.1} s ({:.0}/s opened, {:.0}/s closed)", ok, churn_secs, ok as f64 / churn_secs, closed_ok.load(Ordering::Relaxed) as f64 / churn_secs));
+    r.line(format!(
+        "  churn: {} connect+subscribe+close cycles in {:.1} s ({:.0}/s opened, {:.0}/s closed)",
+        ok,
+        churn_secs,
+        ok as f64 / churn_secs,
+        closed_ok.load(Ordering::Relaxed) as f64 / churn_secs
+    ));
     churn_stats.summary_lines(&mut r.lines);
-    r.line(format!("  published {} events ({:.0}/s), publisher fell behind {} times; delivered {}", ph.published(), ph.published() as f64 / pub_secs, waits, ph.delivered()));
+    r.line(format!(
+        "  published {} events ({:.0}/s), publisher fell behind {} times; delivered {}",
+        ph.published(),
+        ph.published() as f64 / pub_secs,
+        waits,
+        ph.delivered()
+    ));
     r.line("  stable subscribers:");
     report_integrity(&mut r, lost, dups, ooo, bad);
     r.line(pct_line("stable e2e latency", &e2e));
@@ -847,7 +1067,10 @@ pub async fn churn(common: &Common, a: &ChurnArgs) -> Result<Report, String> {
         opt(fds_end)
     ));
     r.set("churn_ok", json!(ok));
-    r.set("churn_failed", json!(churn_stats.failed.load(Ordering::Relaxed)));
+    r.set(
+        "churn_failed",
+        json!(churn_stats.failed.load(Ordering::Relaxed)),
+    );
     r.set("churn_errors", churn_stats.errors_json());
     r.set("churn_per_s", json!(round3(ok as f64 / churn_secs)));
     r.set("churn_connect", pct_json(&churn_stats.connect.merged()));
@@ -856,7 +1079,15 @@ pub async fn churn(common: &Common, a: &ChurnArgs) -> Result<Report, String> {
     r.set("published", json!(ph.published()));
     r.set("delivered", json!(ph.delivered()));
     r.set("server_cpu_s", json!(cpu));
-    r.set("server_rss_kb", json!([p0.server_rss_kb, p1.server_rss_kb, p2.server_rss_kb, p3.server_rss_kb]));
+    r.set(
+        "server_rss_kb",
+        json!([
+            p0.server_rss_kb,
+            p1.server_rss_kb,
+            p2.server_rss_kb,
+            p3.server_rss_kb
+        ]),
+    );
     r.set("server_fds", json!([fds0, fds_end]));
     r.self_usage(&p1, &p2, t1.elapsed().as_secs_f64());
     Ok(r)

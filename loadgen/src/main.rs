@@ -17,7 +17,11 @@ mod ws;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "rf-loadgen", version, about = "Load generator for Pusher-protocol servers (loopback targets only)")]
+#[command(
+    name = "rf-loadgen",
+    version,
+    about = "Load generator for Pusher-protocol servers (loopback targets only)"
+)]
 struct Cli {
     #[command(flatten)]
     common: common::Common,
@@ -50,9 +54,14 @@ fn main() {
     let c = &cli.common;
     sys::raise_nofile();
     let rt = if c.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(c.threads.min(16)).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(c.threads.min(16))
+            .enable_all()
+            .build()
     };
     let rt = rt.expect("tokio runtime");
     // A hard cap on any run, whatever the options say.

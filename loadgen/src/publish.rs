@@ -33,7 +33,12 @@ impl Publisher {
             .build()
             .expect("http client");
         let path = target.events_path();
-        Publisher { client, url: format!("http://{}{}", target.http.authority, path), path, target: target.clone() }
+        Publisher {
+            client,
+            url: format!("http://{}{}", target.http.authority, path),
+            path,
+            target: target.clone(),
+        }
     }
 
     /// Publishes event `bench` with `data` (a string with no characters needing JSON escapes)
@@ -56,7 +61,10 @@ impl Publisher {
             match res {
                 Ok(resp) => {
                     let status = resp.status();
-                    let bytes = resp.bytes().await.map_err(|e| PubError::Transport(e.to_string()))?;
+                    let bytes = resp
+                        .bytes()
+                        .await
+                        .map_err(|e| PubError::Transport(e.to_string()))?;
                     let rtt = t0.elapsed();
                     if status.is_success() && !contains(&bytes, b"\"error\"") {
                         return Ok(rtt);

@@ -22,13 +22,17 @@ pub struct SharedHist {
 
 impl Default for SharedHist {
     fn default() -> Self {
-        SharedHist { shards: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect() }
+        SharedHist {
+            shards: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+        }
     }
 }
 
 impl SharedHist {
     pub fn record(&self, who: usize, us: u64) {
-        let mut h = self.shards[who % SHARDS].lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = self.shards[who % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         h.saturating_record(us.max(1));
     }
     pub fn merged(&self) -> Histogram<u64> {

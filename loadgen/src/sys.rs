@@ -7,13 +7,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Microseconds since the Unix epoch; the same clock in every process on the machine, so a
 /// timestamp written by the publisher can be compared with the receive time in a subscriber.
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
 
 /// utime + stime of a process in seconds ("self" for the load generator itself).
@@ -33,11 +40,6 @@ pub fn rss_kb(pid: &str) -> Option<u64> {
     status_field(pid, "VmRSS:")
 }
 
-/// Peak resident set size in KiB (VmHWM).
-pub fn hwm_kb(pid: &str) -> Option<u64> {
-    status_field(pid, "VmHWM:")
-}
-
 fn status_field(pid: &str, name: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(name))?;
@@ -53,24 +55,34 @@ pub fn fd_count(pid: &str) -> Option<u64> {
 pub fn nofile_limit_of(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
     let line = s.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Raise our own soft open-file limit to the hard limit; returns the soft limit now in force.
 pub fn raise_nofile() -> u64 {
     // SAFETY: plain getrlimit/setrlimit on a stack struct.
     unsafe {
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
             return 1024;
         }
         if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
                 r.rlim_cur = r.rlim_max;
             }
         }
-        r.rlim_cur as u64
+        r.rlim_cur
     }
 }
 
@@ -95,22 +107,32 @@ impl Probe {
     }
 }
 
-/// TCP state (the hex code of /proc/net/tcp: 01 ESTABLISHED, 08 CLOSE_WAIT, ...) of every
-/// IPv4 socket whose local port is in `ports`; ports not found are missing from the map.
-pub fn tcp_states(ports: &std::collections::HashSet<u16>) -> std::collections::HashMap<u16, u8> {
-    let mut out = std::collections::HashMap::new();
-    let Ok(s) = std::fs::read_to_string("/proc/net/tcp") else { return out };
+/// IPv4 TCP sockets (from /proc/net/tcp) whose local or remote port is in `ports`, as
+/// (local port, remote port, state); state is the kernel's code: 01 ESTABLISHED,
+/// 04 FIN_WAIT1, 08 CLOSE_WAIT, ... Both ends of a loopback connection are listed.
+pub fn tcp_sockets(ports: &std::collections::HashSet<u16>) -> Vec<(u16, u16, u8)> {
+    let mut out = Vec::new();
+    let Ok(s) = std::fs::read_to_string("/proc/net/tcp") else {
+        return out;
+    };
+    let port_of = |a: &str| {
+        a.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
     for line in s.lines().skip(1) {
         let mut it = line.split_whitespace();
-        let (_, Some(local), Some(_remote), Some(st)) = (it.next(), it.next(), it.next(), it.next()) else {
+        let (_, Some(local), Some(remote), Some(st)) = (it.next(), it.next(), it.next(), it.next())
+        else {
             continue;
         };
-        let Some(port_hex) = local.rsplit(':').next() else { continue };
-        let (Ok(port), Ok(state)) = (u16::from_str_radix(port_hex, 16), u8::from_str_radix(st, 16)) else {
+        let (Some(lp), Some(rp), Ok(state)) =
+            (port_of(local), port_of(remote), u8::from_str_radix(st, 16))
+        else {
             continue;
         };
-        if ports.contains(&port) {
-            out.insert(port, state);
+        if ports.contains(&lp) || ports.contains(&rp) {
+            out.push((lp, rp, state));
         }
     }
     out

@@ -8,8 +8,6 @@ use crate::auth::Creds;
 
 #[derive(Clone, Debug)]
 pub struct Endpoint {
-    /// e.g. `ws://127.0.0.1:6001`
-    pub base: String,
     pub addr: SocketAddr,
     /// `host:port` as written, for the Host header and the request URL.
     pub authority: String,
@@ -27,7 +25,10 @@ impl Target {
         if urls.is_empty() {
             return Err("at least one --url is needed".into());
         }
-        let ws = urls.iter().map(|u| parse(u)).collect::<Result<Vec<_>, _>>()?;
+        let ws = urls
+            .iter()
+            .map(|u| parse(u))
+            .collect::<Result<Vec<_>, _>>()?;
         let http = match publish_url {
             Some(u) => parse(u)?,
             None => parse(&format!("http://{}", ws[0].authority))?,
@@ -42,7 +43,10 @@ impl Target {
 
     /// Full WebSocket URL of the app endpoint, as pusher-js opens it.
     pub fn ws_url(&self, ep: &Endpoint) -> String {
-        format!("ws://{}/app/{}?protocol=7&client=js&version=8.4.0&flash=false", ep.authority, self.creds.key)
+        format!(
+            "ws://{}/app/{}?protocol=7&client=js&version=8.4.0&flash=false",
+            ep.authority, self.creds.key
+        )
     }
 
     pub fn events_path(&self) -> String {
@@ -57,27 +61,38 @@ pub fn parse(url: &str) -> Result<Endpoint, String> {
         .or_else(|| url.strip_prefix("http://"))
         .unwrap_or(url);
     if url.starts_with("wss://") || url.starts_with("https://") {
-        return Err(format!("{url}: TLS targets are not supported (loopback only)"));
+        return Err(format!(
+            "{url}: TLS targets are not supported (loopback only)"
+        ));
     }
     let authority = rest.split('/').next().unwrap_or("").to_string();
     let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-        let (h, p) = h.split_once("]:").ok_or_else(|| format!("{url}: expected [v6]:port"))?;
+        let (h, p) = h
+            .split_once("]:")
+            .ok_or_else(|| format!("{url}: expected [v6]:port"))?;
         (h.to_string(), p)
     } else {
-        let (h, p) = authority.rsplit_once(':').ok_or_else(|| format!("{url}: expected host:port"))?;
+        let (h, p) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{url}: expected host:port"))?;
         (h.to_string(), p)
     };
     let port: u16 = port.parse().map_err(|_| format!("{url}: bad port"))?;
     let ip: IpAddr = if host == "localhost" {
         IpAddr::from([127, 0, 0, 1])
     } else {
-        host.parse().map_err(|_| format!("{url}: host must be a loopback IP address or localhost"))?
+        host.parse()
+            .map_err(|_| format!("{url}: host must be a loopback IP address or localhost"))?
     };
     if !ip.is_loopback() {
-        return Err(format!("{url}: refusing non-loopback target {ip}; only 127.0.0.0/8 and ::1 are allowed"));
+        return Err(format!(
+            "{url}: refusing non-loopback target {ip}; only 127.0.0.0/8 and ::1 are allowed"
+        ));
     }
-    let base = format!("{}://{authority}", if url.starts_with("http://") { "http" } else { "ws" });
-    Ok(Endpoint { base, addr: SocketAddr::new(ip, port), authority })
+    Ok(Endpoint {
+        addr: SocketAddr::new(ip, port),
+        authority,
+    })
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ pub struct ConnError {
 impl ConnError {
     fn io(stage: &'static str, e: &std::io::Error) -> ConnError {
         let label = match e.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => "EMFILE: loadgen open-file limit".to_string(),
+            Some(libc::EMFILE) | Some(libc::ENFILE) => {
+                "EMFILE: loadgen open-file limit".to_string()
+            }
             Some(libc::EADDRNOTAVAIL) => "EADDRNOTAVAIL: out of local ports".to_string(),
             Some(libc::ECONNREFUSED) => "ECONNREFUSED".to_string(),
             Some(libc::ECONNRESET) => "ECONNRESET".to_string(),
@@ -37,7 +39,10 @@ impl ConnError {
         ConnError { stage, label }
     }
     fn other(stage: &'static str, label: impl Into<String>) -> ConnError {
-        ConnError { stage, label: label.into() }
+        ConnError {
+            stage,
+            label: label.into(),
+        }
     }
 }
 
@@ -63,20 +68,35 @@ pub fn ws_config() -> WebSocketConfig {
 
 /// Opens a Pusher connection; returns the socket and its socket_id once
 /// `pusher:connection_established` has arrived.
-pub async fn open(target: &Target, ep: &Endpoint, rcvbuf: Option<u32>) -> Result<(Ws, String), ConnError> {
-    let sock = if ep.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .map_err(|e| ConnError::io("socket", &e))?;
+pub async fn open(
+    target: &Target,
+    ep: &Endpoint,
+    rcvbuf: Option<u32>,
+) -> Result<(Ws, String), ConnError> {
+    let sock = if ep.addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| ConnError::io("socket", &e))?;
     if let Some(b) = rcvbuf {
         let _ = sock.set_recv_buffer_size(b);
     }
-    let stream = sock.connect(ep.addr).await.map_err(|e| ConnError::io("tcp connect", &e))?;
+    let stream = sock
+        .connect(ep.addr)
+        .await
+        .map_err(|e| ConnError::io("tcp connect", &e))?;
     let _ = stream.set_nodelay(true);
     let url = target.ws_url(ep);
-    let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
-        .await
-        .map_err(|e| ws_err("ws handshake", e))?;
+    let (mut ws, _resp) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+            .await
+            .map_err(|e| ws_err("ws handshake", e))?;
     loop {
-        let msg = ws.next().await.ok_or_else(|| ConnError::other("established", "closed"))?;
+        let msg = ws
+            .next()
+            .await
+            .ok_or_else(|| ConnError::other("established", "closed"))?;
         match msg.map_err(|e| ws_err("established", e))? {
             Message::Text(t) => {
                 if event_name(t.as_str()) == Some("pusher:connection_established") {
@@ -85,7 +105,10 @@ pub async fn open(target: &Target, ep: &Endpoint, rcvbuf: Option<u32>) -> Result
                     return Ok((ws, sid));
                 }
                 if event_name(t.as_str()) == Some("pusher:error") {
-                    return Err(ConnError::other("established", format!("pusher:error {}", error_code(t.as_str()))));
+                    return Err(ConnError::other(
+                        "established",
+                        format!("pusher:error {}", error_code(t.as_str())),
+                    ));
                 }
             }
             Message::Close(f) => {
@@ -99,18 +122,39 @@ pub async fn open(target: &Target, ep: &Endpoint, rcvbuf: Option<u32>) -> Result
 
 /// Subscribes and waits for `pusher_internal:subscription_succeeded`. Private channels get an
 /// auth signed with the app secret.
-pub async fn subscribe(ws: &mut Ws, creds: &Creds, socket_id: &str, channel: &str) -> Result<(), ConnError> {
-    let auth = if channel.starts_with("private-") { channel_auth(creds, socket_id, channel) } else { String::new() };
-    let frame = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{channel}","auth":"{auth}"}}}}"#);
-    ws.send(Message::text(frame)).await.map_err(|e| ws_err("subscribe send", e))?;
+pub async fn subscribe(
+    ws: &mut Ws,
+    creds: &Creds,
+    socket_id: &str,
+    channel: &str,
+) -> Result<(), ConnError> {
+    let auth = if channel.starts_with("private-") {
+        channel_auth(creds, socket_id, channel)
+    } else {
+        String::new()
+    };
+    let frame = format!(
+        r#"{{"event":"pusher:subscribe","data":{{"channel":"{channel}","auth":"{auth}"}}}}"#
+    );
+    ws.send(Message::text(frame))
+        .await
+        .map_err(|e| ws_err("subscribe send", e))?;
     loop {
-        let msg = ws.next().await.ok_or_else(|| ConnError::other("subscribe", "closed"))?;
+        let msg = ws
+            .next()
+            .await
+            .ok_or_else(|| ConnError::other("subscribe", "closed"))?;
         match msg.map_err(|e| ws_err("subscribe", e))? {
             Message::Text(t) => match event_name(t.as_str()) {
                 Some("pusher_internal:subscription_succeeded") => return Ok(()),
-                Some("pusher:subscription_error") => return Err(ConnError::other("subscribe", "subscription_error")),
+                Some("pusher:subscription_error") => {
+                    return Err(ConnError::other("subscribe", "subscription_error"))
+                }
                 Some("pusher:error") => {
-                    return Err(ConnError::other("subscribe", format!("pusher:error {}", error_code(t.as_str()))))
+                    return Err(ConnError::other(
+                        "subscribe",
+                        format!("pusher:error {}", error_code(t.as_str())),
+                    ))
                 }
                 Some("pusher:ping") => {
                     let _ = ws.send(Message::text(PONG)).await;
@@ -174,7 +218,9 @@ pub fn error_code(frame: &str) -> String {
         Err(_) => return "?".into(),
     };
     let data = match v.get("data") {
-        Some(serde_json::Value::String(s)) => serde_json::from_str(s).unwrap_or(serde_json::Value::Null),
+        Some(serde_json::Value::String(s)) => {
+            serde_json::from_str(s).unwrap_or(serde_json::Value::Null)
+        }
         Some(d) => d.clone(),
         None => serde_json::Value::Null,
     };
@@ -216,7 +262,11 @@ pub fn find_mark(frame: &[u8]) -> Option<Mark> {
         i += 1;
         *slot = v;
     }
-    Some(Mark { seq: nums[0], sent_us: nums[1], tag: nums[2] as u32 })
+    Some(Mark {
+        seq: nums[0],
+        sent_us: nums[1],
+        tag: nums[2] as u32,
+    })
 }
 
 #[cfg(test)]
@@ -225,8 +275,15 @@ mod tests {
 
     #[test]
     fn finds_mark_in_relayed_event() {
-        let m = Mark { seq: 42, sent_us: 1_700_000_000_123_456, tag: 3 };
-        let frame = format!(r#"{{"event":"bench","channel":"c-1","data":"{}"}}"#, make_data(m, "xxxx"));
+        let m = Mark {
+            seq: 42,
+            sent_us: 1_700_000_000_123_456,
+            tag: 3,
+        };
+        let frame = format!(
+            r#"{{"event":"bench","channel":"c-1","data":"{}"}}"#,
+            make_data(m, "xxxx")
+        );
         assert_eq!(find_mark(frame.as_bytes()), Some(m));
         assert_eq!(event_name(&frame), Some("bench"));
     }

@@ -35,7 +35,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a connection closed by the server (slow consumer, terminate, shutdown) may take to
 /// get its close frame out before the socket is dropped.
-const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(10);
+const SLOW_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Inbound frames handled in one poll before the task yields to others.
 const FRAMES_PER_POLL: usize = 32;
