@@ -95,6 +95,10 @@ pub struct Cli {
     /// Seconds shutdown waits for connections to close after sending 4200.
     #[arg(long, env = "RF_SHUTDOWN_GRACE", default_value_t = 3)]
     pub shutdown_grace: u64,
+    /// Kernel send buffer per client socket, bytes (0 = the kernel's autotuning, up to
+    /// tcp_wmem's max). A small value makes stalled clients overflow sooner and cost less.
+    #[arg(long, env = "RF_SOCKET_SEND_BUFFER", default_value_t = 0)]
+    pub socket_send_buffer: u32,
     /// Worker threads (0 = one per core).
     #[arg(long, env = "RF_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -131,6 +135,8 @@ pub struct Config {
     pub hub: HubSettings,
     pub server: ServerOptions,
     pub workers: usize,
+    /// Kernel send buffer per client socket (0: autotuning).
+    pub socket_send_buffer: u32,
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
@@ -295,6 +301,7 @@ impl Cli {
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
             },
             workers: self.workers,
+            socket_send_buffer: self.socket_send_buffer,
             log_level: self.log_level,
         })
     }

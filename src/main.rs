@@ -54,6 +54,10 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if config.socket_send_buffer > 0 {
+        // Inherited by accepted sockets: bounds what a stalled client can pin in the kernel.
+        socket.set_send_buffer_size(config.socket_send_buffer)?;
+    }
     socket.bind(config.addr)?;
     let listener = socket.listen(LISTEN_BACKLOG)?;
     let addr = listener.local_addr()?;
