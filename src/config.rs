@@ -96,8 +96,9 @@ pub struct Cli {
     #[arg(long, env = "RF_SHUTDOWN_GRACE", default_value_t = 3)]
     pub shutdown_grace: u64,
     /// Kernel send buffer per client socket, bytes (0 = the kernel's autotuning, up to
-    /// tcp_wmem's max). A small value makes stalled clients overflow sooner and cost less.
-    #[arg(long, env = "RF_SOCKET_SEND_BUFFER", default_value_t = 0)]
+    /// tcp_wmem's max, 4 MiB here). Bounds what a client that stops reading pins in the kernel
+    /// and how long it takes to overflow its queue; Linux doubles the value.
+    #[arg(long, env = "RF_SOCKET_SEND_BUFFER", default_value_t = 131_072)]
     pub socket_send_buffer: u32,
     /// Worker threads (0 = one per core).
     #[arg(long, env = "RF_WORKERS", default_value_t = 0)]
