@@ -9,22 +9,6 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rf-broadcast");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_up(port: u16) {
     for _ in 0..100 {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/up")).await {
@@ -104,7 +88,7 @@ async fn serves_with_laravel_env_names_and_closes_4200_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let child = Child(child);
+    let child = KillOnDrop(child);
     wait_up(port).await;
     let mut c = Client::connect(&format!("ws://127.0.0.1:{port}/app/reverb-key?protocol=7")).await;
     c.expect_next("pusher:connection_established").await;
@@ -134,7 +118,7 @@ async fn serves_with_laravel_env_names_and_closes_4200_on_sigterm() {
 #[tokio::test]
 async fn dev_auth_signs_subscriptions_and_serves_the_demo() {
     let port = free_port();
-    let _child = Child(
+    let _child = KillOnDrop(
         clean_env(&mut Command::new(BIN))
             .args([
                 "--port",
@@ -149,10 +133,13 @@ async fn dev_auth_signs_subscriptions_and_serves_the_demo() {
             .unwrap(),
     );
     wait_up(port).await;
-    let mut c = Client::connect(&format!("ws://127.0.0.1:{port}/app/app-key")).await;
-    let est = c.expect_next("pusher:connection_established").await;
-    let data: serde_json::Value = serde_json::from_str(est["data"].as_str().unwrap()).unwrap();
-    let socket_id = data["socket_id"].as_str().unwrap().to_string();
+    let mut c = Client::established(
+        &format!("ws://127.0.0.1:{port}/app/app-key"),
+        "app-key",
+        "app-secret",
+    )
+    .await;
+    let socket_id = c.socket_id.clone();
     let http = reqwest::Client::new();
     let r: serde_json::Value = http
         .post(format!("http://127.0.0.1:{port}/broadcasting/auth"))

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use rf_broadcast::{apps::Apps, Hub, HubSettings, RedisAdapter, RedisSettings, ServerOptions};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -316,23 +316,6 @@ async fn cache_channels_across_nodes() {
 // ---------------------------------------------------------------------------------------------
 // Faults
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn wait_tcp(port: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -348,7 +331,7 @@ async fn wait_tcp(port: u16) {
 }
 
 /// The real binary as a cluster node.
-async fn spawn_node(prefix: &str) -> (Proc, TestClientSide) {
+async fn spawn_node(prefix: &str) -> (KillOnDrop, TestClientSide) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_rf-broadcast"))
         .args(["--port", &port.to_string()])
@@ -360,7 +343,7 @@ async fn spawn_node(prefix: &str) -> (Proc, TestClientSide) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let proc = Proc(child);
+    let proc = KillOnDrop(child);
     wait_tcp(port).await;
     (proc, TestClientSide { port })
 }
@@ -460,7 +443,7 @@ async fn killed_node_leaves_no_ghost_members() {
     );
 }
 
-fn start_redis(port: u16) -> Proc {
+fn start_redis(port: u16) -> KillOnDrop {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -468,7 +451,7 @@ fn start_redis(port: u16) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server on the PATH");
-    Proc(child)
+    KillOnDrop(child)
 }
 
 #[tokio::test]

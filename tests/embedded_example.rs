@@ -23,12 +23,12 @@ async fn handler_broadcast_reaches_subscribers_of_the_embedded_router() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, embedded::app(shop)).await });
 
-    let mut c = Client::connect(&format!("ws://{addr}/app/app-key?protocol=7")).await;
-    let est = c.expect_next("pusher:connection_established").await;
-    let data: serde_json::Value = serde_json::from_str(est["data"].as_str().unwrap()).unwrap();
-    c.socket_id = data["socket_id"].as_str().unwrap().into();
-    c.key = "app-key".into();
-    c.secret = "app-secret".into();
+    let mut c = Client::established(
+        &format!("ws://{addr}/app/app-key?protocol=7"),
+        "app-key",
+        "app-secret",
+    )
+    .await;
     c.subscribe_private("private-orders").await;
     assert!(broadcaster.is_subscribed(&c.socket_id, &Channel::private("orders")));
     assert_eq!(broadcaster.connections(), 1);

@@ -91,13 +91,7 @@ impl TestServer {
 
     /// A connected client (after `connection_established`).
     pub async fn client(&self) -> Client {
-        let mut c = Client::connect(&self.ws_url(&self.app.key)).await;
-        let est = c.expect_event("pusher:connection_established").await;
-        let data: Value = serde_json::from_str(est["data"].as_str().unwrap()).unwrap();
-        c.socket_id = data["socket_id"].as_str().unwrap().to_string();
-        c.key = self.app.key.clone();
-        c.secret = self.app.secret.clone();
-        c
+        Client::established(&self.ws_url(&self.app.key), &self.app.key, &self.app.secret).await
     }
 
     pub fn http(&self) -> Api {
@@ -106,6 +100,25 @@ impl TestServer {
             app: self.app.clone(),
             http: reqwest::Client::new(),
         }
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process (server binary, redis-server) killed when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -134,6 +147,18 @@ impl Client {
             key: String::new(),
             secret: String::new(),
         }
+    }
+
+    /// Connect and read `connection_established`; remembers the socket id and the credentials
+    /// used to sign subscriptions.
+    pub async fn established(url: &str, key: &str, secret: &str) -> Client {
+        let mut c = Client::connect(url).await;
+        let est = c.expect_event("pusher:connection_established").await;
+        let data: Value = serde_json::from_str(est["data"].as_str().unwrap()).unwrap();
+        c.socket_id = data["socket_id"].as_str().unwrap().to_string();
+        c.key = key.to_string();
+        c.secret = secret.to_string();
+        c
     }
 
     pub async fn send(&mut self, v: Value) {
