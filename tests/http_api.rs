@@ -48,6 +48,17 @@ async fn single_channel_key_and_object_data_are_accepted() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(a.expect_next("e").await["data"], r#"{"k":1}"#);
+    // A channel named twice gets the event once.
+    let (status, _) = s
+        .http()
+        .post(
+            "/apps/app-id/events",
+            &json!({"name":"twice","channels":["solo","solo"],"data":"{}"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    a.expect_next("twice").await;
+    a.expect_silence(QUIET).await;
 }
 
 #[tokio::test]

@@ -71,11 +71,14 @@ pub fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
             data.len()
         )));
     }
-    let channels = match (ev.channels, ev.channel) {
+    let mut channels = match (ev.channels, ev.channel) {
         (Some(list), _) => list,
         (None, Some(one)) => vec![one],
         (None, None) => return Err(ApiError::BadRequest("The event names no channels".into())),
     };
+    // A channel named twice gets the event once.
+    let mut seen = std::collections::HashSet::new();
+    channels.retain(|c| seen.insert(c.clone()));
     if channels.is_empty() || channels.len() > app.max_channels_per_event {
         return Err(ApiError::BadRequest(format!(
             "An event must name 1 to {} channels",
