@@ -51,10 +51,10 @@ pub struct Cli {
     #[arg(long, env = "RF_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
     /// activity_timeout sent to clients, seconds; a silent client is pinged after this long.
-    #[arg(long, env = "RF_ACTIVITY_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "RF_ACTIVITY_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub activity_timeout: u64,
     /// Seconds to wait for any frame after a server ping before closing with 4201.
-    #[arg(long, env = "RF_PONG_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "RF_PONG_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pong_timeout: u64,
     /// Client events per second per connection (excess answered with 4301).
     #[arg(long, env = "RF_CLIENT_EVENT_RATE", default_value_t = 10)]
@@ -93,7 +93,7 @@ pub struct Cli {
     #[arg(long, env = "RF_MAX_QUEUED_FRAMES", default_value_t = 1_000)]
     pub max_queued_frames: usize,
     /// Seconds shutdown waits for connections to close after sending 4200.
-    #[arg(long, env = "RF_SHUTDOWN_GRACE", default_value_t = 3)]
+    #[arg(long, env = "RF_SHUTDOWN_GRACE", default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace: u64,
     /// Kernel send buffer per client socket, bytes (0 = the kernel's autotuning, up to
     /// tcp_wmem's max, 4 MiB here). Bounds what a client that stops reading pins in the kernel
@@ -120,11 +120,11 @@ pub struct Cli {
     #[arg(long, env = "RF_REDIS_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub redis_partitions: u32,
     /// Seconds between this node's heartbeats to the other nodes.
-    #[arg(long, env = "RF_NODE_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "RF_NODE_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_heartbeat: u64,
     /// Seconds without a heartbeat after which a node counts as dead and its presence
     /// members are removed (must exceed --node-heartbeat).
-    #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
 }
 

@@ -40,6 +40,13 @@ const SHARDS: usize = 32;
 const SUBSCRIPTION_COUNT_THROTTLE_ABOVE: usize = 100;
 const SUBSCRIPTION_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// When a cache entry stored now expires (a huge TTL means "never", not an overflow).
+fn cache_expiry(ttl_secs: u64) -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(ttl_secs))
+        .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Node-wide settings of the hub.
 #[derive(Debug, Clone)]
 pub struct HubSettings {
@@ -503,8 +510,8 @@ impl Hub {
     fn sweep_heartbeats(&self) {
         let now = connection::now_ms();
         for ah in self.by_id.values() {
-            let activity = ah.app.activity_timeout.max(1) * 1000;
-            let pong = ah.app.pong_timeout.max(1) * 1000;
+            let activity = ah.app.activity_timeout.max(1).saturating_mul(1000);
+            let pong = ah.app.pong_timeout.max(1).saturating_mul(1000);
             let conns = ah.connections.lock();
             for conn in conns.values() {
                 match conn.heartbeat(now, activity, pong) {
@@ -584,10 +591,7 @@ impl Hub {
                     .entry(Arc::from(channel))
                     .or_insert_with(|| ChannelState::new(ChannelKind::of(channel).kind)),
             };
-            state.cache = Some((
-                frame.clone(),
-                Instant::now() + Duration::from_secs(ah.app.cache_ttl),
-            ));
+            state.cache = Some((frame.clone(), cache_expiry(ah.app.cache_ttl)));
             return Self::fan_out(state, frame, except);
         }
         let shard = ah.shard(channel).read();
