@@ -34,6 +34,10 @@ pub struct Cli {
     /// App secret [env: RF_APP_SECRET, PUSHER_APP_SECRET, REVERB_APP_SECRET] [default: app-secret]
     #[arg(long)]
     pub app_secret: Option<String>,
+    /// Serve under this path prefix, e.g. /ws (pusher-js wsPath, PHP SDK `path`)
+    /// [env: RF_PATH_PREFIX, REVERB_SERVER_PATH] [default: none]
+    #[arg(long)]
+    pub path_prefix: Option<String>,
     /// JSON file with a list of apps (fields as in the README); replaces the single app flags.
     #[arg(long, env = "RF_APPS_FILE")]
     pub apps_file: Option<PathBuf>,
@@ -254,6 +258,21 @@ impl Cli {
                 ..template
             }],
         };
+        let path_prefix = pick(
+            self.path_prefix.clone(),
+            env,
+            &["RF_PATH_PREFIX".into(), "REVERB_SERVER_PATH".into()],
+            "",
+        );
+        if !path_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+        {
+            return Err(ConfigError::Invalid(
+                "path prefix (letters, digits, / - _ . ~)",
+                path_prefix,
+            ));
+        }
         for app in &apps {
             if app.id.is_empty() || app.key.is_empty() || app.secret.is_empty() {
                 return Err(ConfigError::Invalid(
@@ -300,6 +319,7 @@ impl Cli {
                 max_request_bytes: self.max_request_bytes.max(1024),
                 dev_auth: self.dev_auth,
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
+                path_prefix,
             },
             workers: self.workers,
             socket_send_buffer: self.socket_send_buffer,
@@ -459,6 +479,14 @@ mod tests {
         assert!(resolve(&["--host", "not an ip"], &[]).is_err());
         assert!(resolve(&[], &[("RF_PORT", "99999")]).is_err());
         assert!(resolve(&["--app-key", "a:b"], &[]).is_err());
+        assert!(resolve(&["--path-prefix", "/ws/{x}"], &[]).is_err());
+        assert_eq!(
+            resolve(&[], &[("REVERB_SERVER_PATH", "/ws")])
+                .unwrap()
+                .server
+                .path_prefix,
+            "/ws"
+        );
         assert!(Cli::try_parse_from(["x", "--port", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--activity-timeout", "0"]).is_err());
     }

@@ -31,6 +31,10 @@ pub struct ServerOptions {
     pub dev_auth: bool,
     /// How long shutdown waits for connections to close.
     pub shutdown_grace: Duration,
+    /// Serve everything under this path (`/ws` → `/ws/app/{key}`, `/ws/apps/{id}/...`), as
+    /// pusher-js's `wsPath` and the PHP SDK's `path` option expect; signatures are still
+    /// checked over the path without it. Empty: served at the root.
+    pub path_prefix: String,
 }
 
 impl Default for ServerOptions {
@@ -40,6 +44,7 @@ impl Default for ServerOptions {
             max_request_bytes: 1024 * 1024,
             dev_auth: false,
             shutdown_grace: Duration::from_secs(3),
+            path_prefix: String::new(),
         }
     }
 }
@@ -60,9 +65,21 @@ pub fn router(state: AppState) -> Router {
     if state.options.dev_auth {
         router = router.merge(crate::dev::routes());
     }
-    router
+    let prefix = normalize_prefix(&state.options.path_prefix);
+    let router = router
         .layer(DefaultBodyLimit::max(state.options.max_request_bytes))
-        .with_state(state)
+        .with_state(state);
+    match prefix {
+        // Nested routes see the path without the prefix, which is what publishers sign.
+        Some(prefix) => Router::new().nest(&prefix, router),
+        None => router,
+    }
+}
+
+/// `ws`, `/ws/` → `Some("/ws")`; empty or `/` → `None`.
+fn normalize_prefix(raw: &str) -> Option<String> {
+    let trimmed = raw.trim().trim_matches('/');
+    (!trimmed.is_empty()).then(|| format!("/{trimmed}"))
 }
 
 async fn ws_upgrade(

@@ -333,3 +333,59 @@ async fn disabled_app_api_is_forbidden() {
     let (status, _) = s.http().publish(&["a"], "e", "{}").await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn path_prefix_serves_websocket_and_api_under_it() {
+    let s = TestServer::with(
+        vec![app()],
+        rf_broadcast::HubSettings::default(),
+        rf_broadcast::ServerOptions {
+            path_prefix: "/ws/".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut c = Client::established(
+        &format!("ws://{}/ws/app/app-key?protocol=7", s.addr),
+        "app-key",
+        "app-secret",
+    )
+    .await;
+    c.subscribe("prefixed").await;
+    // The SDKs sign the path without the prefix (PHP `path` option, Reverb's server path).
+    let body = br#"{"name":"e","channel":"prefixed","data":"{}"}"#;
+    let q = auth::sign_http_request(
+        "app-key",
+        "app-secret",
+        "POST",
+        "/apps/app-id/events",
+        body,
+        now(),
+        &[],
+    );
+    let api = s.http();
+    let r = api
+        .http
+        .post(format!("{}/ws/apps/app-id/events?{q}", api.base))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    c.expect_next("e").await;
+    // Not served at the root.
+    let r = api
+        .http
+        .get(format!("{}/up", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = api
+        .http
+        .get(format!("{}/ws/up", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
