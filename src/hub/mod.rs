@@ -757,12 +757,6 @@ impl Hub {
         conns.len()
     }
 
-    /// Whether a user is signed in on this node.
-    pub fn user_online(&self, app_id: &str, user_id: &str) -> bool {
-        self.app(app_id)
-            .is_some_and(|ah| ah.users.lock().contains_key(user_id))
-    }
-
     // -----------------------------------------------------------------------------------------
     // Queries (this node's view; the adapter merges other nodes')
 
