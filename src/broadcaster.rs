@@ -105,6 +105,8 @@ pub enum BroadcastError {
     UnknownConnection(String),
     #[error("{0}")]
     Refused(String),
+    #[error("the broadcaster has no app configured")]
+    NoApp,
 }
 
 /// A presence member as the library reports it.
@@ -122,12 +124,12 @@ pub trait Broadcaster: Send + Sync + 'static {
     fn hub(&self) -> &Arc<Hub>;
 
     /// The app events go to when none is named (the first configured).
-    fn default_app(&self) -> Arc<App> {
+    fn default_app(&self) -> Result<Arc<App>, BroadcastError> {
         self.hub()
             .apps()
             .first()
             .cloned()
-            .expect("a broadcaster has at least one app")
+            .ok_or(BroadcastError::NoApp)
     }
 
     /// Send an event on all its channels.
@@ -136,7 +138,7 @@ pub trait Broadcaster: Send + Sync + 'static {
         if channels.is_empty() {
             return Err(BroadcastError::NoChannels);
         }
-        let app = self.default_app();
+        let app = self.default_app()?;
         for c in &channels {
             validate_channel_name(c.name(), app.max_channel_name_len)
                 .map_err(|e| BroadcastError::InvalidChannel(c.name().into(), e.to_string()))?;
@@ -155,10 +157,8 @@ pub trait Broadcaster: Send + Sync + 'static {
         channel: &Channel,
         member: Option<Member>,
     ) -> Result<(), BroadcastError> {
-        let app = self.default_app();
-        let conn = SocketId::parse(socket_id)
-            .and_then(|id| self.hub().connection(&app.id, id))
-            .ok_or_else(|| BroadcastError::UnknownConnection(socket_id.into()))?;
+        let app = self.default_app()?;
+        let conn = find_connection(self.hub(), &app, socket_id)?;
         validate_channel_name(channel.name(), app.max_channel_name_len)
             .map_err(|e| BroadcastError::InvalidChannel(channel.name().into(), e.to_string()))?;
         let member = member.map(|m| MemberData {
@@ -173,10 +173,8 @@ pub trait Broadcaster: Send + Sync + 'static {
 
     /// Remove a connection from a channel.
     fn unsubscribe(&self, socket_id: &str, channel: &Channel) -> Result<(), BroadcastError> {
-        let app = self.default_app();
-        let conn = SocketId::parse(socket_id)
-            .and_then(|id| self.hub().connection(&app.id, id))
-            .ok_or_else(|| BroadcastError::UnknownConnection(socket_id.into()))?;
+        let app = self.default_app()?;
+        let conn = find_connection(self.hub(), &app, socket_id)?;
         self.hub().unsubscribe(&conn, channel.name());
         Ok(())
     }
@@ -188,7 +186,9 @@ pub trait Broadcaster: Send + Sync + 'static {
 
     /// Members of a presence channel.
     fn presence(&self, channel: &Channel) -> Vec<Member> {
-        let app = self.default_app();
+        let Ok(app) = self.default_app() else {
+            return Vec::new();
+        };
         self.hub()
             .presence_snapshot(&app.id, channel.name())
             .members
@@ -202,11 +202,21 @@ pub trait Broadcaster: Send + Sync + 'static {
 
     /// Whether a connection is subscribed to a channel.
     fn is_subscribed(&self, socket_id: &str, channel: &Channel) -> bool {
-        let app = self.default_app();
-        SocketId::parse(socket_id)
-            .and_then(|id| self.hub().connection(&app.id, id))
-            .is_some_and(|c| c.is_subscribed(channel.name()))
+        self.default_app()
+            .and_then(|app| find_connection(self.hub(), &app, socket_id))
+            .is_ok_and(|c| c.is_subscribed(channel.name()))
     }
+}
+
+/// A live connection of `app` by its wire socket id.
+fn find_connection(
+    hub: &Hub,
+    app: &App,
+    socket_id: &str,
+) -> Result<Arc<crate::hub::Connection>, BroadcastError> {
+    SocketId::parse(socket_id)
+        .and_then(|id| hub.connection(&app.id, id))
+        .ok_or_else(|| BroadcastError::UnknownConnection(socket_id.into()))
 }
 
 /// One node, all state in memory.

@@ -72,4 +72,12 @@ async fn handler_broadcast_reaches_subscribers_of_the_embedded_router() {
     assert!(broadcaster
         .subscribe("1.1", &Channel::public("x"), None)
         .is_err());
+    // A broadcaster with no app answers with an error, not a panic.
+    let empty = MemoryBroadcaster::new(vec![]);
+    let ev = rf_broadcast::SimpleEvent::new("e", json!({})).on(Channel::public("x"));
+    assert_eq!(
+        empty.broadcast(&ev),
+        Err(rf_broadcast::BroadcastError::NoApp)
+    );
+    assert!(empty.presence(&Channel::presence("x")).is_empty());
 }

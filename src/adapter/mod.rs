@@ -49,6 +49,12 @@ pub enum ClusterEvent {
 pub trait Adapter: Send + Sync + 'static {
     fn send(&self, app_id: &str, event: ClusterEvent);
 
+    /// Whether there are other nodes to tell. The hub builds no [`ClusterEvent`] (no channel
+    /// name copy, no frame handle) when there are not.
+    fn is_cluster(&self) -> bool {
+        true
+    }
+
     /// Channels with subscribers on the other nodes whose names start with `prefix`, with
     /// their subscription counts there (summed over nodes). Answers within a bounded time;
     /// nodes that do not answer in time are left out.
@@ -63,4 +69,8 @@ pub struct LocalAdapter;
 
 impl Adapter for LocalAdapter {
     fn send(&self, _app_id: &str, _event: ClusterEvent) {}
+
+    fn is_cluster(&self) -> bool {
+        false
+    }
 }

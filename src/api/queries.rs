@@ -169,11 +169,10 @@ fn terminate(state: &AppState, app_id: &str, user_id: &str) -> Result<Json<Value
         return Err(ApiError::BadRequest("Invalid user id".into()));
     }
     state.hub.terminate_user(app_id, user_id);
-    state.hub.adapter().send(
-        app_id,
-        crate::adapter::ClusterEvent::Terminate {
+    state
+        .hub
+        .tell_cluster(app_id, || crate::adapter::ClusterEvent::Terminate {
             user_id: user_id.to_string(),
-        },
-    );
+        });
     Ok(Json(json!({})))
 }

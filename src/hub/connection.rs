@@ -190,9 +190,14 @@ impl Connection {
         self.waker.wake();
     }
 
-    /// The next queued frame, if any.
-    pub(crate) fn pop(&self) -> Option<Utf8Bytes> {
-        self.outbox.lock().queue.pop_front()
+    /// The next queued frame; when the queue is empty, the pending close request (if any),
+    /// read under the same lock.
+    pub(crate) fn pop(&self) -> Result<Utf8Bytes, Option<CloseRequest>> {
+        let mut ob = self.outbox.lock();
+        match ob.queue.pop_front() {
+            Some(frame) => Ok(frame),
+            None => Err(ob.close.clone()),
+        }
     }
 
     /// The pending close request, if any.
@@ -276,7 +281,7 @@ mod tests {
         c.push(Utf8Bytes::from_static("a"));
         c.push(Utf8Bytes::from_static("b"));
         c.push(Utf8Bytes::from_static("c"));
-        assert_eq!(c.pop(), None);
+        assert_eq!(c.pop().unwrap_err().unwrap().code, ErrorCode::OverCapacity);
         assert_eq!(c.close_request().unwrap().code, ErrorCode::OverCapacity);
     }
 }

@@ -186,6 +186,14 @@ impl Hub {
         let _ = self.adapter.set(adapter);
     }
 
+    /// Hand an event to the adapter for the other nodes; built only when there are any.
+    pub fn tell_cluster(&self, app_id: &str, event: impl FnOnce() -> ClusterEvent) {
+        let adapter = self.adapter();
+        if adapter.is_cluster() {
+            adapter.send(app_id, event());
+        }
+    }
+
     pub fn adapter(&self) -> &Arc<dyn Adapter> {
         self.adapter.get_or_init(|| Arc::new(LocalAdapter))
     }
@@ -384,14 +392,11 @@ impl Hub {
         });
         drop(state);
         if let (Some(member), true) = (member, first_here) {
-            self.adapter().send(
-                &conn.app.id,
-                ClusterEvent::MemberAdded {
-                    channel: name,
-                    user_id: member.user_id,
-                    user_info: member.user_info,
-                },
-            );
+            self.tell_cluster(&conn.app.id, || ClusterEvent::MemberAdded {
+                channel: name,
+                user_id: member.user_id,
+                user_info: member.user_info,
+            });
         }
         Ok(())
     }
@@ -440,13 +445,10 @@ impl Hub {
         }
         if last_here {
             if let Some(user_id) = user_id {
-                self.adapter().send(
-                    &conn.app.id,
-                    ClusterEvent::MemberRemoved {
-                        channel: channel.into(),
-                        user_id: user_id.to_string(),
-                    },
-                );
+                self.tell_cluster(&conn.app.id, || ClusterEvent::MemberRemoved {
+                    channel: channel.into(),
+                    user_id: user_id.to_string(),
+                });
             }
         }
     }
@@ -544,15 +546,12 @@ impl Hub {
             let channel = channel.as_ref();
             let frame = protocol::channel_event(event, channel, data);
             self.deliver(app_id, channel, &frame, except, true);
-            self.adapter().send(
-                app_id,
-                ClusterEvent::Publish {
-                    channel: channel.into(),
-                    frame,
-                    except,
-                    cache: true,
-                },
-            );
+            self.tell_cluster(app_id, || ClusterEvent::Publish {
+                channel: channel.into(),
+                frame,
+                except,
+                cache: true,
+            });
         }
     }
 
@@ -616,15 +615,12 @@ impl Hub {
     /// other nodes. The caller has checked the channel kind, membership and rate.
     pub fn client_event(&self, conn: &Connection, channel: &str, frame: Utf8Bytes) {
         self.deliver(&conn.app.id, channel, &frame, Some(conn.socket_id), false);
-        self.adapter().send(
-            &conn.app.id,
-            ClusterEvent::Publish {
-                channel: channel.into(),
-                frame,
-                except: Some(conn.socket_id),
-                cache: false,
-            },
-        );
+        self.tell_cluster(&conn.app.id, || ClusterEvent::Publish {
+            channel: channel.into(),
+            frame,
+            except: Some(conn.socket_id),
+            cache: false,
+        });
     }
 
     // -----------------------------------------------------------------------------------------
@@ -677,12 +673,9 @@ impl Hub {
             if !ah.remote_users.lock().contains_key(user_id) {
                 self.notify_watchers(ah, user_id, true);
             }
-            self.adapter().send(
-                &conn.app.id,
-                ClusterEvent::UserOnline {
-                    user_id: user_id.to_string(),
-                },
-            );
+            self.tell_cluster(&conn.app.id, || ClusterEvent::UserOnline {
+                user_id: user_id.to_string(),
+            });
         }
         true
     }
@@ -718,12 +711,9 @@ impl Hub {
             if !ah.remote_users.lock().contains_key(user) {
                 self.notify_watchers(ah, user, false);
             }
-            self.adapter().send(
-                &conn.app.id,
-                ClusterEvent::UserOffline {
-                    user_id: user.to_string(),
-                },
-            );
+            self.tell_cluster(&conn.app.id, || ClusterEvent::UserOffline {
+                user_id: user.to_string(),
+            });
         }
     }
 

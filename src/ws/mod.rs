@@ -57,9 +57,9 @@ pub fn serve(
     let app = match check_handshake(&handshake) {
         Ok(app) => app,
         Err((code, message)) => {
-            return Either::Left(Box::pin(
-                async move { refuse(&mut socket, code, message).await },
-            ))
+            return Either::Left(Box::pin(async move {
+                finish(&mut socket, Ending::pusher(code, message)).await
+            }))
         }
     };
     match hub.connect(&app) {
@@ -72,7 +72,8 @@ pub fn serve(
             Either::Right(ConnTask::new(socket, hub, conn))
         }
         Err(code) => Either::Left(Box::pin(async move {
-            refuse(&mut socket, code, "Application is over connection quota").await
+            let ending = Ending::pusher(code, "Application is over connection quota");
+            finish(&mut socket, ending).await
         })),
     }
 }
@@ -99,12 +100,57 @@ fn check_handshake(h: &Handshake) -> Result<Arc<App>, (ErrorCode, &'static str)>
     Ok(app)
 }
 
-/// Send `pusher:error` and close with the same code.
-async fn refuse(socket: &mut WebSocket, code: ErrorCode, message: &'static str) {
-    let _ = socket
-        .send(Message::Text(protocol::error(Some(code), message, None)))
-        .await;
-    close(socket, code.code(), message).await;
+/// How a connection ends: a `pusher:error` first when there is a Pusher code to report, then
+/// the close frame.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    error: Option<ErrorCode>,
+    code: u16,
+    reason: &'static str,
+}
+
+impl Ending {
+    /// A Pusher error: reported with `pusher:error`, then the same close code.
+    fn pusher(code: ErrorCode, reason: &'static str) -> Ending {
+        Ending {
+            error: Some(code),
+            code: code.code(),
+            reason,
+        }
+    }
+
+    /// A WebSocket-level close (1002, 1009): no `pusher:error`.
+    fn websocket(code: u16, reason: &'static str) -> Ending {
+        Ending {
+            error: None,
+            code,
+            reason,
+        }
+    }
+}
+
+impl From<CloseRequest> for Ending {
+    fn from(req: CloseRequest) -> Ending {
+        Ending {
+            error: req.send_error.then_some(req.code),
+            code: req.code.code(),
+            reason: req.message,
+        }
+    }
+}
+
+/// Send the ending's `pusher:error` (if any) and close frame.
+async fn finish(socket: &mut WebSocket, ending: Ending) {
+    if let Some(code) = ending.error {
+        let _ = socket
+            .send(Message::Text(protocol::error(
+                Some(code),
+                ending.reason,
+                None,
+            )))
+            .await;
+    }
+    close(socket, ending.code, ending.reason).await;
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -128,7 +174,16 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 
 enum Flow {
     Continue,
-    Close(u16, String),
+    /// The client sent a close frame: tungstenite answers it; nothing more to do.
+    ClientClosed,
+}
+
+/// What writing the queue achieved.
+enum Written {
+    /// Everything queued is in the socket and flushed; a close request pending with it.
+    All(Option<CloseRequest>),
+    /// The socket cannot take more now; the task is woken when it drains.
+    Busy,
 }
 
 /// One live connection, as a future. Dropping it unregisters the connection from the hub.
@@ -138,8 +193,9 @@ pub struct ConnTask {
     session: handler::Session,
     /// Frames were written since the last completed flush.
     unflushed: bool,
-    /// A close this task decided on (protocol error): sent once the queue is written.
-    local_close: Option<(u16, String)>,
+    /// A close this task decided on (unreadable or oversized frame): sent once the queue is
+    /// written.
+    local_close: Option<Ending>,
     closing: Option<BoxedClose>,
 }
 
@@ -158,21 +214,22 @@ impl ConnTask {
         self.session.conn()
     }
 
-    /// Move every queued frame the socket will take into it, then flush once. Returns whether
-    /// everything queued was written and flushed; `Err` when the socket failed. When the socket
-    /// is full the frames stay queued and the task is woken when it drains.
-    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<bool, ()> {
+    /// Move every queued frame the socket will take into it, then flush once. `Err` when the
+    /// socket failed. One queue lock per frame, and the close check rides on the last one.
+    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<Written, ()> {
+        let mut close = None;
         let mut drained = false;
         loop {
             match socket.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => match self.session.conn().pop() {
-                    Some(frame) => {
+                    Ok(frame) => {
                         socket
                             .start_send_unpin(Message::Text(frame))
                             .map_err(|_| ())?;
                         self.unflushed = true;
                     }
-                    None => {
+                    Err(pending_close) => {
+                        close = pending_close;
                         drained = true;
                         break;
                     }
@@ -188,24 +245,22 @@ impl ConnTask {
                 Poll::Pending => {}
             }
         }
-        Ok(drained && !self.unflushed)
+        Ok(if drained && !self.unflushed {
+            Written::All(close)
+        } else {
+            Written::Busy
+        })
     }
 
-    /// Hand the socket to a future that sends the close (and, for server-side closes, the
-    /// `pusher:error` first) within a bounded time.
-    fn start_close(&mut self, request: Result<CloseRequest, (u16, String)>) {
+    /// Hand the socket to a future that sends the ending within a bounded time (a client that
+    /// does not read may never take it).
+    fn start_close(&mut self, ending: Ending) {
         let Some(mut socket) = self.socket.take() else {
             return;
         };
-        self.closing = Some(match request {
-            Ok(req) => Box::pin(async move {
-                let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, finish(&mut socket, req)).await;
-            }),
-            Err((code, reason)) => Box::pin(async move {
-                let _ =
-                    tokio::time::timeout(SLOW_CLOSE_GRACE, close(&mut socket, code, &reason)).await;
-            }),
-        });
+        self.closing = Some(Box::pin(async move {
+            let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, finish(&mut socket, ending)).await;
+        }));
     }
 
     fn handle(&mut self, msg: Message) -> Flow {
@@ -216,7 +271,7 @@ impl ConnTask {
                 Ok(text) => self.session.handle_text(text),
                 Err(_) => self.session.invalid("binary frame is not UTF-8 JSON"),
             },
-            Message::Close(_) => Flow::Close(0, String::new()),
+            Message::Close(_) => Flow::ClientClosed,
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
         }
     }
@@ -240,24 +295,21 @@ impl Future for ConnTask {
             let Ok(written) = this.poll_write(&mut socket, cx) else {
                 return Poll::Ready(());
             };
-            let server_close = this.conn().close_request();
-            let overflowed = server_close
-                .as_ref()
-                .is_some_and(|r| r.code == ErrorCode::OverCapacity);
-            if let Some(req) = server_close {
-                // A slow consumer's queue was dropped: close at once. Otherwise finish writing
-                // what was queued before the close request.
-                if overflowed || written {
-                    this.socket = Some(socket);
-                    this.start_close(Ok(req));
-                    continue;
-                }
-            } else if written {
-                if let Some(local) = this.local_close.take() {
-                    this.socket = Some(socket);
-                    this.start_close(Err(local));
-                    continue;
-                }
+            // Close once everything queued before the request is out; a slow consumer whose
+            // queue was dropped (4100) at once, since its socket is not draining.
+            let ending = match written {
+                Written::All(Some(req)) => Some(Ending::from(req)),
+                Written::All(None) => this.local_close.take(),
+                Written::Busy => this
+                    .conn()
+                    .close_request()
+                    .filter(|r| r.code == ErrorCode::OverCapacity)
+                    .map(Ending::from),
+            };
+            if let Some(ending) = ending {
+                this.socket = Some(socket);
+                this.start_close(ending);
+                continue;
             }
 
             // Inbound.
@@ -267,18 +319,13 @@ impl Future for ConnTask {
                     Poll::Ready(Some(Ok(msg))) => {
                         progressed = true;
                         handled += 1;
-                        match this.handle(msg) {
-                            Flow::Continue => {}
-                            // The client closed: tungstenite answers it; nothing more to do.
-                            Flow::Close(0, _) => return Poll::Ready(()),
-                            Flow::Close(code, reason) => this.local_close = Some((code, reason)),
+                        if let Flow::ClientClosed = this.handle(msg) {
+                            return Poll::Ready(());
                         }
                     }
                     Poll::Ready(Some(Err(e))) => {
                         progressed = true;
-                        if let Flow::Close(code, reason) = read_error(e) {
-                            this.local_close = Some((code, reason));
-                        }
+                        this.local_close = Some(read_error(e));
                     }
                     Poll::Ready(None) => return Poll::Ready(()),
                     Poll::Pending => {}
@@ -306,28 +353,15 @@ impl Drop for ConnTask {
     }
 }
 
-fn read_error(e: axum::Error) -> Flow {
+fn read_error(e: axum::Error) -> Ending {
     let text = e.to_string();
     tracing::debug!(error = %text, "websocket read error");
     if text.contains("Space limit exceeded")
         || text.contains("too long")
         || text.contains("too big")
     {
-        Flow::Close(CLOSE_TOO_BIG, "Frame too large".into())
+        Ending::websocket(CLOSE_TOO_BIG, "Frame too large")
     } else {
-        Flow::Close(1002, "Protocol error".into())
+        Ending::websocket(1002, "Protocol error")
     }
-}
-
-async fn finish(socket: &mut WebSocket, req: CloseRequest) {
-    if req.send_error {
-        let _ = socket
-            .send(Message::Text(protocol::error(
-                Some(req.code),
-                req.message,
-                None,
-            )))
-            .await;
-    }
-    close(socket, req.code.code(), req.message).await;
 }
