@@ -117,49 +117,14 @@ async fn signature_failures_are_401_and_unknown_app_404() {
         .unwrap()
         .starts_with("Timestamp expired"));
     // Body changed after signing.
-    let q = auth::sign_http_request(
-        "app-key",
-        "app-secret",
-        "POST",
-        "/apps/app-id/events",
-        body,
-        now(),
-        &[],
-    );
-    let r = api
-        .http
-        .post(format!("{}/apps/app-id/events?{q}", api.base))
-        .body(r#"{"name":"e","channel":"c","data":"{\"x\":1}"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    let events = "/apps/app-id/events";
+    let q = signed_post("app-key", "app-secret", events, body);
+    let tampered = br#"{"name":"e","channel":"c","data":"{\"x\":1}"}"#;
+    assert_eq!(api.post_query(events, &q, tampered).await.0, 401);
     // Wrong key, no signature at all.
-    let q = auth::sign_http_request(
-        "other-key",
-        "app-secret",
-        "POST",
-        "/apps/app-id/events",
-        body,
-        now(),
-        &[],
-    );
-    let r = api
-        .http
-        .post(format!("{}/apps/app-id/events?{q}", api.base))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = api
-        .http
-        .post(format!("{}/apps/app-id/events", api.base))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    let q = signed_post("other-key", "app-secret", events, body);
+    assert_eq!(api.post_query(events, &q, body).await.0, 401);
+    assert_eq!(api.post_query(events, "", body).await.0, 401);
     let (status, _) = api.post("/apps/nope/events", &json!({})).await;
     assert_eq!(status, 404);
 }
@@ -354,24 +319,10 @@ async fn path_prefix_serves_websocket_and_api_under_it() {
     c.subscribe("prefixed").await;
     // The SDKs sign the path without the prefix (PHP `path` option, Reverb's server path).
     let body = br#"{"name":"e","channel":"prefixed","data":"{}"}"#;
-    let q = auth::sign_http_request(
-        "app-key",
-        "app-secret",
-        "POST",
-        "/apps/app-id/events",
-        body,
-        now(),
-        &[],
-    );
+    let q = signed_post("app-key", "app-secret", "/apps/app-id/events", body);
     let api = s.http();
-    let r = api
-        .http
-        .post(format!("{}/ws/apps/app-id/events?{q}", api.base))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = api.post_query("/ws/apps/app-id/events", &q, body).await;
+    assert_eq!(status, 200);
     c.expect_next("e").await;
     // Not served at the root.
     let r = api

@@ -119,25 +119,9 @@ async fn terminate_connections_closes_every_connection_of_the_user_with_4009() {
     b.send(json!({"event":"pusher:ping","data":{}})).await;
     b.expect_next("pusher:pong").await;
     // The python SDK's short path works too.
-    let body = b"{}";
-    let q = auth::sign_http_request(
-        "app-key",
-        "app-secret",
-        "POST",
-        "/users/43/terminate_connections",
-        body,
-        now(),
-        &[],
-    );
-    let api = s.http();
-    let r = api
-        .http
-        .post(format!("{}/users/43/terminate_connections?{q}", api.base))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let path = "/users/43/terminate_connections";
+    let q = signed_post("app-key", "app-secret", path, b"{}");
+    assert_eq!(s.http().post_query(path, &q, b"{}").await.0, 200);
     b.expect_close_code(4009).await;
 }
 

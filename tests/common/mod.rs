@@ -285,6 +285,11 @@ pub struct Api {
     pub http: reqwest::Client,
 }
 
+/// The query string that signs a POST of `body` to `path` (as the SDKs sign it, now).
+pub fn signed_post(key: &str, secret: &str, path: &str, body: &[u8]) -> String {
+    auth::sign_http_request(key, secret, "POST", path, body, now(), &[])
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -300,9 +305,14 @@ impl Api {
 
     pub async fn post_raw(&self, path: &str, body: &[u8], secret: &str, ts: u64) -> (u16, Value) {
         let q = auth::sign_http_request(&self.app.key, secret, "POST", path, body, ts, &[]);
+        self.post_query(path, &q, body).await
+    }
+
+    /// POST `body` to `url_path` with a ready-made query string.
+    pub async fn post_query(&self, url_path: &str, query: &str, body: &[u8]) -> (u16, Value) {
         let r = self
             .http
-            .post(format!("{}{}?{}", self.base, path, q))
+            .post(format!("{}{}?{}", self.base, url_path, query))
             .header("content-type", "application/json")
             .body(body.to_vec())
             .send()
