@@ -285,6 +285,14 @@ pub struct Api {
     pub http: reqwest::Client,
 }
 
+/// A response's status and its body as JSON (or as a string when it is not JSON).
+async fn status_and_body(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
 /// The query string that signs a POST of `body` to `path` (as the SDKs sign it, now).
 pub fn signed_post(key: &str, secret: &str, path: &str, body: &[u8]) -> String {
     auth::sign_http_request(key, secret, "POST", path, body, now(), &[])
@@ -318,12 +326,7 @@ impl Api {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_body(r).await
     }
 
     pub async fn get(&self, path: &str, extra: &[(&str, &str)]) -> (u16, Value) {
@@ -346,12 +349,7 @@ impl Api {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        status_and_body(r).await
     }
 
     pub async fn publish(&self, channels: &[&str], name: &str, data: &str) -> (u16, Value) {
