@@ -14,9 +14,11 @@
 //! asked for on demand (`cluster_channels`).
 
 pub mod connection;
+pub mod events;
 mod presence;
 
 pub use connection::{CloseRequest, ConnState, Connection, SocketId, Subscription};
+pub use events::{HubEvent, MemberChange, ObserverHandle};
 pub use presence::PresenceSnapshot;
 
 use crate::adapter::{Adapter, ClusterEvent, LocalAdapter};
@@ -164,6 +166,8 @@ pub struct Hub {
     settings: HubSettings,
     adapter: OnceLock<Arc<dyn Adapter>>,
     connections_total: AtomicUsize,
+    /// Lifecycle events for observers (webhooks, metrics, the debug console).
+    events: events::Events,
 }
 
 impl Hub {
@@ -178,6 +182,7 @@ impl Hub {
             settings,
             adapter: OnceLock::new(),
             connections_total: AtomicUsize::new(0),
+            events: events::Events::default(),
         })
     }
 
@@ -192,6 +197,18 @@ impl Hub {
         if adapter.is_cluster() {
             adapter.send(app_id, event());
         }
+    }
+
+    /// Register an observer of the hub's lifecycle events, with a queue of `capacity`
+    /// events (see [`events`]).
+    pub fn observe(&self, capacity: usize) -> ObserverHandle {
+        self.events.register(capacity)
+    }
+
+    /// Emit a lifecycle event to the observers; `event` is only called when there are any.
+    #[inline]
+    pub(crate) fn emit(&self, event: impl FnOnce() -> HubEvent) {
+        self.events.emit(event);
     }
 
     pub fn adapter(&self) -> &Arc<dyn Adapter> {
@@ -242,6 +259,10 @@ impl Hub {
             self.settings.max_queued_frames,
         ));
         ah.connections.lock().insert(conn.socket_id, conn.clone());
+        self.emit(|| HubEvent::ConnectionOpened {
+            app_id: app.id.as_str().into(),
+            socket_id: conn.socket_id,
+        });
         Ok(conn)
     }
 
