@@ -4,8 +4,15 @@
 //! (`PUSHER_APP_*` or `REVERB_APP_*`; when both families are set, the one named by
 //! `BROADCAST_CONNECTION` / `BROADCAST_DRIVER` wins, and `PUSHER_*` when neither names one),
 //! then the development default.
+//!
+//! The apps come from exactly one place: an apps file (`--apps-file`, read strictly by
+//! `appstore`), a PostgreSQL table (`--apps-database-url`), or one app from the flags and
+//! environment. The development app (`app-id`/`app-key`/`app-secret`) is used only when none of
+//! these configures anything; partial credentials are an error, never filled in with it.
 
 use crate::adapter::redis::RedisSettings;
+use crate::appstore::commands::AppsCommand;
+use crate::appstore::{AppSource, PgSettings};
 use crate::apps::App;
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
@@ -38,9 +45,19 @@ pub struct Cli {
     /// [env: RF_PATH_PREFIX, REVERB_SERVER_PATH] [default: none]
     #[arg(long)]
     pub path_prefix: Option<String>,
-    /// JSON file with a list of apps (fields as in the README); replaces the single app flags.
+    /// Apps file: a JSON list of apps, or TOML (`[[apps]]`) when it ends in .toml; every entry
+    /// needs id, key and secret (fields as in the README). Re-read on SIGHUP.
     #[arg(long, env = "RF_APPS_FILE")]
     pub apps_file: Option<PathBuf>,
+    /// PostgreSQL app store, followed live (table created when missing; manage it with
+    /// `rf-broadcast apps`) [env: RF_APPS_DATABASE_URL, or Laravel's DB_URL / DB_HOST, DB_PORT,
+    /// DB_DATABASE, DB_USERNAME, DB_PASSWORD when DB_CONNECTION=pgsql and no other apps are set]
+    #[arg(long)]
+    pub apps_database_url: Option<String>,
+    /// Seconds between full reloads of the apps database (changes arrive at once by
+    /// LISTEN/NOTIFY; this is the safety net).
+    #[arg(long, env = "RF_APPS_RELOAD_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub apps_reload_interval: u64,
     /// DEVELOPMENT ONLY: answer auth requests (/pusher/auth, /broadcasting/auth, user-auth)
     /// by signing anything, and serve the demo page at /demo.
     #[arg(long, env = "RF_DEV_AUTH")]
@@ -130,13 +147,31 @@ pub struct Cli {
     /// members are removed (must exceed --node-heartbeat).
     #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
+    /// With `--adapter redis`: refuse to start (exit 2) when Redis cannot be reached, instead
+    /// of serving this node's clients alone until it can.
+    #[arg(long, env = "RF_REDIS_REQUIRED")]
+    pub redis_required: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, the server runs).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the apps in the PostgreSQL app store.
+    Apps(AppsCommand),
 }
 
 /// Everything the binary needs, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The apps at start (empty with the database store until it is loaded).
     pub apps: Vec<App>,
+    /// Where the apps come from, for reloads.
+    pub apps_source: AppSource,
+    /// No app is configured: the public development app is in use.
+    pub dev_credentials: bool,
     pub hub: HubSettings,
     pub server: ServerOptions,
     pub workers: usize,
@@ -145,6 +180,8 @@ pub struct Config {
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
+    /// Exit at start when Redis cannot be reached.
+    pub redis_required: bool,
 }
 
 /// A configuration mistake: printed on one line, exit code 2.
@@ -152,8 +189,10 @@ pub struct Config {
 pub enum ConfigError {
     #[error("invalid {0}: {1}")]
     Invalid(&'static str, String),
-    #[error("cannot read apps file {0}: {1}")]
-    AppsFile(String, String),
+    #[error(transparent)]
+    AppsFile(#[from] crate::appstore::AppsFileError),
+    #[error("{0}")]
+    Apps(String),
 }
 
 /// Reads an environment variable (empty counts as unset).
@@ -198,13 +237,13 @@ impl Cli {
     /// Resolve flags, env vars and defaults into a checked configuration.
     pub fn resolve(self, env: &dyn Env) -> Result<Config, ConfigError> {
         let fam = laravel_families(env);
-        let cred = |flag: Option<String>, what: &str, default: &str| {
-            let names = vec![
+        let cred = |flag: Option<String>, what: &str| {
+            let names = [
                 format!("RF_APP_{what}"),
                 format!("{}_APP_{what}", fam[0]),
                 format!("{}_APP_{what}", fam[1]),
             ];
-            pick(flag, env, &names, default)
+            flag.or_else(|| names.iter().find_map(|n| env.var(n)))
         };
         let host = pick(
             self.host.clone(),
@@ -249,14 +288,71 @@ impl Cli {
             cache_ttl: self.cache_ttl,
             ..App::default()
         };
-        let apps = match &self.apps_file {
-            Some(path) => load_apps_file(path)?,
-            None => vec![App {
-                id: cred(self.app_id.clone(), "ID", "app-id"),
-                key: cred(self.app_key.clone(), "KEY", "app-key"),
-                secret: cred(self.app_secret.clone(), "SECRET", "app-secret"),
-                ..template
-            }],
+        let creds = [
+            ("id", cred(self.app_id.clone(), "ID")),
+            ("key", cred(self.app_key.clone(), "KEY")),
+            ("secret", cred(self.app_secret.clone(), "SECRET")),
+        ];
+        let app_flags = self.app_id.is_some() || self.app_key.is_some() || self.app_secret.is_some();
+        let database = match self.apps_database_url.clone().or_else(|| env.var("RF_APPS_DATABASE_URL")) {
+            Some(url) => Some(PgSettings::parse(&url).map_err(|e| ConfigError::Invalid("--apps-database-url", e))?),
+            // Laravel's DB_* only when nothing else names the apps.
+            None if self.apps_file.is_none() && creds.iter().all(|(_, v)| v.is_none()) => {
+                PgSettings::from_laravel(env)
+                    .transpose()
+                    .map_err(|e| ConfigError::Invalid("Laravel DB_* settings", e))?
+            }
+            None => None,
+        };
+        if (self.apps_file.is_some() || database.is_some()) && app_flags {
+            return Err(ConfigError::Apps(
+                "--app-id/--app-key/--app-secret cannot be combined with --apps-file or --apps-database-url".into(),
+            ));
+        }
+        let mut dev_credentials = false;
+        let (apps, apps_source) = match (&self.apps_file, database) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Apps(
+                    "--apps-file and --apps-database-url cannot be combined: choose one".into(),
+                ))
+            }
+            (Some(path), None) => (
+                crate::appstore::load_file(path, &template)?,
+                AppSource::File {
+                    path: path.clone(),
+                    base: template,
+                },
+            ),
+            (None, Some(settings)) => (
+                Vec::new(),
+                AppSource::Database {
+                    settings,
+                    base: template,
+                    reload_every: Duration::from_secs(self.apps_reload_interval),
+                },
+            ),
+            (None, None) if creds.iter().all(|(_, v)| v.is_none()) => {
+                dev_credentials = true;
+                (vec![template], AppSource::Flags)
+            }
+            (None, None) => {
+                if let Some((what, _)) = creds.iter().find(|(_, v)| v.is_none()) {
+                    let upper = what.to_ascii_uppercase();
+                    return Err(ConfigError::Apps(format!(
+                        "app {what} missing: with any of --app-id/--app-key/--app-secret (or their env vars) set, all three are needed (--app-{what}, RF_APP_{upper}, PUSHER_APP_{upper} or REVERB_APP_{upper}); the development credentials are used only when none is set"
+                    )));
+                }
+                let [(_, id), (_, key), (_, secret)] = creds;
+                (
+                    vec![App {
+                        id: id.unwrap_or_default(),
+                        key: key.unwrap_or_default(),
+                        secret: secret.unwrap_or_default(),
+                        ..template
+                    }],
+                    AppSource::Flags,
+                )
+            }
         };
         let path_prefix = pick(
             self.path_prefix.clone(),
@@ -307,10 +403,18 @@ impl Cli {
             }
             _ => None,
         };
+        if self.redis_required && redis.is_none() {
+            return Err(ConfigError::Apps(
+                "--redis-required needs --adapter redis".into(),
+            ));
+        }
         Ok(Config {
             redis,
+            redis_required: self.redis_required,
             addr: SocketAddr::new(ip, port),
             apps,
+            apps_source,
+            dev_credentials,
             hub: HubSettings {
                 max_queued_frames: self.max_queued_frames.max(1),
             },
@@ -352,21 +456,13 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
     };
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
     {
-        return Err(ConfigError::Invalid("Redis URL", url));
+        return Err(ConfigError::Invalid(
+            "Redis URL",
+            format!("{} (expected redis://, rediss:// or unix://)", crate::redis_probe::target(&url)),
+        ));
     }
+    crate::redis_probe::check_url(&url).map_err(|e| ConfigError::Invalid("Redis URL", e))?;
     Ok(url)
-}
-
-fn load_apps_file(path: &PathBuf) -> Result<Vec<App>, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::AppsFile(shown.clone(), e.to_string()))?;
-    let apps: Vec<App> = serde_json::from_str(&text)
-        .map_err(|e| ConfigError::AppsFile(shown.clone(), e.to_string()))?;
-    if apps.is_empty() {
-        return Err(ConfigError::AppsFile(shown, "it lists no apps".into()));
-    }
-    Ok(apps)
 }
 
 #[cfg(test)]

@@ -26,13 +26,17 @@
 pub mod adapter;
 pub mod api;
 pub mod apps;
+pub mod appstore;
 pub mod auth;
 pub mod broadcaster;
 pub mod config;
 mod dev;
 pub mod hub;
 pub mod protocol;
+mod ratelog;
+pub mod redis_probe;
 pub mod server;
+pub mod startup;
 pub mod ws;
 
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};

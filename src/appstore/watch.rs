@@ -1,0 +1,140 @@
+//! The tasks that keep a running node's apps current: SIGHUP reloads the source, and with the
+//! PostgreSQL store a listener reloads on every `NOTIFY` from the table's trigger, plus a full
+//! reload every `reload_every` as the safety net. While the database is away the node keeps
+//! serving the apps it has and says so, rate-limited, naming the host (never the password).
+
+use super::{apply, keep_good_versions, postgres, reload_apps_from_source, AppSource, LiveApps};
+use crate::apps::App;
+use crate::ratelog::{held_back, RateLog};
+use std::sync::Weak;
+use std::time::Duration;
+
+/// Notifications arriving this close together cause one reload.
+const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(20);
+/// Longest wait between two attempts to reach the database.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Start what keeps `live` current for this source: the database listener when the apps are
+/// in PostgreSQL. (SIGHUP is [`spawn_sighup_reload`].)
+pub(crate) fn spawn_source_watch(live: Weak<dyn LiveApps>, source: &AppSource) {
+    if let AppSource::Database {
+        settings,
+        base,
+        reload_every,
+    } = source
+    {
+        tokio::spawn(database_watch(
+            live,
+            settings.clone(),
+            base.clone(),
+            *reload_every,
+        ));
+    }
+}
+
+/// Reload the apps on every SIGHUP (instead of the default of dying), until `live` is gone.
+pub(crate) fn spawn_sighup_reload(live: Weak<dyn LiveApps>, source: AppSource) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot handle SIGHUP: {e}");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let Some(live) = live.upgrade() else { return };
+                if matches!(source, AppSource::Flags) {
+                    tracing::info!("SIGHUP: the apps come from the command line; nothing to reload");
+                    continue;
+                }
+                tracing::info!("SIGHUP: reloading the apps");
+                let _ = reload_apps_from_source(live.as_ref(), &source).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (live, source);
+}
+
+async fn database_watch(
+    live: Weak<dyn LiveApps>,
+    settings: postgres::PgSettings,
+    base: App,
+    reload_every: Duration,
+) {
+    let target = settings.target();
+    let outage = RateLog::default();
+    let mut retry = Duration::from_millis(250);
+    let mut was_down = false;
+    loop {
+        if live.strong_count() == 0 {
+            return;
+        }
+        let connected = match settings.connect().await {
+            Ok((client, notes)) => match postgres::listen(&client).await {
+                Ok(()) => Ok((client, notes)),
+                Err(e) => Err(format!("apps database {target}: cannot LISTEN: {e}")),
+            },
+            Err(e) => Err(e),
+        };
+        let (client, mut notes) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                was_down = true;
+                if let Some(n) = outage.allow() {
+                    tracing::warn!("{e}; serving the apps loaded before, retrying{}", held_back(n));
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(MAX_RETRY);
+                continue;
+            }
+        };
+        if was_down {
+            tracing::info!("apps database {target}: reachable again; reloading the apps");
+        }
+        was_down = false;
+        outage.reset();
+        retry = Duration::from_millis(250);
+        let mut every = tokio::time::interval(reload_every.max(Duration::from_secs(1)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is now: whatever changed while we were away is picked up.
+        loop {
+            tokio::select! {
+                note = notes.recv() => {
+                    if note.is_none() {
+                        break;
+                    }
+                    tokio::time::sleep(NOTIFY_DEBOUNCE).await;
+                    while notes.try_recv().is_ok() {}
+                }
+                _ = every.tick() => {}
+            }
+            let Some(strong) = live.upgrade() else { return };
+            match postgres::load(&client, &base).await {
+                Ok(loaded) => {
+                    let apps = keep_good_versions(loaded, strong.as_ref(), &settings);
+                    let _ = apply(strong.as_ref(), Ok(apps));
+                }
+                Err(e) if client.is_closed() => {
+                    tracing::debug!("apps database {target}: {e}");
+                    break;
+                }
+                Err(e) => {
+                    let _ = apply(strong.as_ref(), Err(format!("apps database {target}: {e}")));
+                }
+            }
+        }
+        was_down = true;
+        if let Some(n) = outage.allow() {
+            tracing::warn!(
+                "apps database {target}: connection lost; serving the apps loaded before, reconnecting{}",
+                held_back(n)
+            );
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
