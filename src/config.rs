@@ -11,9 +11,9 @@
 //! these configures anything; partial credentials are an error, never filled in with it.
 
 use crate::adapter::redis::RedisSettings;
+use crate::apps::App;
 use crate::appstore::commands::AppsCommand;
 use crate::appstore::{AppSource, PgSettings};
-use crate::apps::App;
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
 use clap::Parser;
@@ -293,9 +293,17 @@ impl Cli {
             ("key", cred(self.app_key.clone(), "KEY")),
             ("secret", cred(self.app_secret.clone(), "SECRET")),
         ];
-        let app_flags = self.app_id.is_some() || self.app_key.is_some() || self.app_secret.is_some();
-        let database = match self.apps_database_url.clone().or_else(|| env.var("RF_APPS_DATABASE_URL")) {
-            Some(url) => Some(PgSettings::parse(&url).map_err(|e| ConfigError::Invalid("--apps-database-url", e))?),
+        let app_flags =
+            self.app_id.is_some() || self.app_key.is_some() || self.app_secret.is_some();
+        let database = match self
+            .apps_database_url
+            .clone()
+            .or_else(|| env.var("RF_APPS_DATABASE_URL"))
+        {
+            Some(url) => Some(
+                PgSettings::parse(&url)
+                    .map_err(|e| ConfigError::Invalid("--apps-database-url", e))?,
+            ),
             // Laravel's DB_* only when nothing else names the apps.
             None if self.apps_file.is_none() && creds.iter().all(|(_, v)| v.is_none()) => {
                 PgSettings::from_laravel(env)
@@ -458,7 +466,10 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
     {
         return Err(ConfigError::Invalid(
             "Redis URL",
-            format!("{} (expected redis://, rediss:// or unix://)", crate::redis_probe::target(&url)),
+            format!(
+                "{} (expected redis://, rediss:// or unix://)",
+                crate::redis_probe::target(&url)
+            ),
         ));
     }
     crate::redis_probe::check_url(&url).map_err(|e| ConfigError::Invalid("Redis URL", e))?;
@@ -501,6 +512,7 @@ mod tests {
             ("PUSHER_APP_KEY", "pkey"),
             ("REVERB_APP_KEY", "rkey"),
             ("REVERB_APP_ID", "rid"),
+            ("PUSHER_APP_SECRET", "psecret"),
             ("REVERB_SERVER_PORT", "8080"),
         ];
         let c = resolve(&[], &vars).unwrap();
@@ -585,5 +597,106 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["x", "--port", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--activity-timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn development_credentials_only_when_no_app_is_configured() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.dev_credentials);
+        assert!(matches!(c.apps_source, AppSource::Flags));
+        let c = resolve(
+            &["--app-id", "1", "--app-key", "k", "--app-secret", "s"],
+            &[],
+        )
+        .unwrap();
+        assert!(!c.dev_credentials);
+        // Partial credentials are an error naming what is missing, never filled in.
+        let e = resolve(&["--app-key", "k", "--app-id", "1"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app secret missing"), "{e}");
+        assert!(e.contains("PUSHER_APP_SECRET"), "{e}");
+        let e = resolve(&[], &[("PUSHER_APP_SECRET", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app id missing"), "{e}");
+    }
+
+    #[test]
+    fn one_source_of_apps() {
+        let e = resolve(
+            &[
+                "--apps-file",
+                "/x.json",
+                "--apps-database-url",
+                "postgres://h/d",
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let e = resolve(
+            &["--apps-database-url", "postgres://h/d", "--app-key", "k"],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let c = resolve(&["--apps-database-url", "postgres://u:pw@h/d"], &[]).unwrap();
+        assert!(c.apps.is_empty() && !c.dev_credentials);
+        match c.apps_source {
+            AppSource::Database {
+                settings,
+                reload_every,
+                ..
+            } => {
+                assert_eq!(settings.target(), "h:5432/d");
+                assert_eq!(reload_every, Duration::from_secs(30));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(resolve(&["--apps-database-url", "mysql://h/d"], &[]).is_err());
+        // Laravel's DB_* name the store only when nothing else names the apps.
+        let laravel = [
+            ("DB_CONNECTION", "pgsql"),
+            ("DB_HOST", "pg"),
+            ("DB_DATABASE", "shop"),
+        ];
+        let c = resolve(&[], &laravel).unwrap();
+        assert!(matches!(c.apps_source, AppSource::Database { .. }));
+        let mut with_app = laravel.to_vec();
+        with_app.extend([
+            ("PUSHER_APP_ID", "1"),
+            ("PUSHER_APP_KEY", "k"),
+            ("PUSHER_APP_SECRET", "s"),
+        ]);
+        let c = resolve(&[], &with_app).unwrap();
+        assert!(matches!(c.apps_source, AppSource::Flags));
+        assert_eq!(c.apps[0].key, "k");
+        let c = resolve(&[], &[("DB_CONNECTION", "mysql")]).unwrap();
+        assert!(c.dev_credentials);
+    }
+
+    #[test]
+    fn redis_required_and_tls_urls() {
+        assert!(resolve(&["--redis-required"], &[]).is_err());
+        let c = resolve(&["--adapter", "redis", "--redis-required"], &[]).unwrap();
+        assert!(c.redis_required);
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "rediss://:pw@r.example.com:6380",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.redis.unwrap().url, "rediss://:pw@r.example.com:6380");
+        let e = resolve(&["--adapter", "redis", "--redis-url", "http://:pw@x"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw"), "{e}");
     }
 }

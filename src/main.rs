@@ -2,7 +2,7 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::config::{Cli, ProcessEnv};
+use rf_broadcast::config::{Cli, Command, ProcessEnv};
 use rf_broadcast::{apps::Apps, server, AppState, Hub};
 use std::sync::Arc;
 
@@ -19,7 +19,14 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let config = match cli.resolve(&ProcessEnv) {
+    if let Some(Command::Apps(cmd)) = cli.command.clone() {
+        std::process::exit(rf_broadcast::appstore::commands::run(
+            cmd,
+            cli.apps_database_url.clone(),
+            &ProcessEnv,
+        ));
+    }
+    let mut config = match cli.resolve(&ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rf-broadcast: {e}");
@@ -41,6 +48,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Apps from the database, --redis-required: failing here is a configuration error.
+    if let Err(e) = rt.block_on(rf_broadcast::startup::prepare(&mut config)) {
+        eprintln!("rf-broadcast: {e}");
+        std::process::exit(2);
+    }
     if let Err(e) = rt.block_on(run(config)) {
         eprintln!("rf-broadcast: {e}");
         std::process::exit(1);
@@ -75,19 +87,21 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
             redis.node_expiry
         );
     }
-    let app = &config.apps[0];
+    rf_broadcast::startup::spawn_app_reloads(&hub, adapter.clone(), &config.apps_source);
     tracing::info!(
         "rf-broadcast listening on http://{addr} ({} app(s))",
         config.apps.len()
     );
-    tracing::info!(
-        "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME=http",
-        app.id, app.key, addr.ip(), addr.port()
-    );
-    tracing::info!(
-        "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})",
-        app.key, addr.ip(), addr.port()
-    );
+    if let Some(app) = config.apps.first() {
+        tracing::info!(
+            "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME=http",
+            app.id, app.key, addr.ip(), addr.port()
+        );
+        tracing::info!(
+            "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})",
+            app.key, addr.ip(), addr.port()
+        );
+    }
     if config.server.dev_auth {
         tracing::warn!(
             "--dev-auth is ON: this server signs ANY channel subscription and user sign-in \

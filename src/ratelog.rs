@@ -44,7 +44,8 @@ impl RateLog {
     pub(crate) fn allow(&self) -> Option<u64> {
         let mut s = self.state.lock();
         let now = Instant::now();
-        let due = s.logged < self.first || s.last.is_none_or(|t| now.duration_since(t) >= self.every);
+        let due =
+            s.logged < self.first || s.last.is_none_or(|t| now.duration_since(t) >= self.every);
         if due {
             s.logged = s.logged.saturating_add(1);
             s.last = Some(now);

@@ -68,8 +68,14 @@ mod tests {
 
     #[test]
     fn targets_never_show_the_password() {
-        assert_eq!(target("redis://:hunter2@redis.internal:6380/0"), "redis.internal:6380");
-        assert_eq!(target("rediss://u:hunter2@r.example.com:6390"), "r.example.com:6390 (TLS)");
+        assert_eq!(
+            target("redis://:hunter2@redis.internal:6380/0"),
+            "redis.internal:6380"
+        );
+        assert_eq!(
+            target("rediss://u:hunter2@r.example.com:6390"),
+            "r.example.com:6390 (TLS)"
+        );
         assert!(check_url("rediss://127.0.0.1:1").is_ok());
         let e = check_url("redis://:pw@[bad").unwrap_err();
         assert!(!e.contains("pw"), "{e}");

@@ -3,10 +3,12 @@
 //! public development credentials are in use, and, once the hub runs, start what keeps its
 //! apps current (SIGHUP, the database listener).
 
+use crate::adapter::redis::RedisAdapter;
+use crate::apps::App;
 use crate::appstore::{self, AppSource, LiveApps};
 use crate::config::Config;
 use crate::hub::Hub;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// Everything that must succeed before the server listens; an error is for exit code 2.
 pub async fn prepare(config: &mut Config) -> Result<(), String> {
@@ -44,8 +46,43 @@ pub async fn prepare(config: &mut Config) -> Result<(), String> {
 
 /// Keep the hub's apps current: SIGHUP reloads the source, and the database store is
 /// followed live. Call it once the hub exists, inside the runtime.
-pub fn spawn_app_reloads(hub: &Arc<Hub>, source: &AppSource) {
-    let live: Weak<dyn LiveApps> = Arc::downgrade(hub) as Weak<dyn LiveApps>;
+pub fn spawn_app_reloads(hub: &Arc<Hub>, adapter: Option<Arc<RedisAdapter>>, source: &AppSource) {
+    let live: Arc<dyn LiveApps> = Arc::new(HubApps {
+        hub: hub.clone(),
+        adapter,
+    });
     appstore::watch::spawn_sighup_reload(live.clone(), source.clone());
     appstore::watch::spawn_source_watch(live, source);
+}
+
+/// The hub's live app table, and the Redis adapter that must follow its changes.
+struct HubApps {
+    hub: Arc<Hub>,
+    adapter: Option<Arc<RedisAdapter>>,
+}
+
+impl LiveApps for HubApps {
+    fn current(&self) -> Vec<Arc<App>> {
+        self.hub.apps().iter().cloned().collect()
+    }
+
+    fn replace(&self, apps: Vec<App>) -> String {
+        let report = self.hub.reload_apps(apps);
+        if !(report.added.is_empty() && report.removed.is_empty()) {
+            if let Some(adapter) = &self.adapter {
+                adapter.apps_changed();
+            }
+        }
+        let mut parts = Vec::new();
+        for (what, ids) in [
+            ("added", &report.added),
+            ("removed (connections closed 4001)", &report.removed),
+            ("changed", &report.changed),
+        ] {
+            if !ids.is_empty() {
+                parts.push(format!("{what}: {}", ids.join(", ")));
+            }
+        }
+        parts.join("; ")
+    }
 }

@@ -182,7 +182,12 @@ fn mask(secret: &str) -> String {
 
 /// One line per app: id, key, masked secret, and the settings that are set.
 fn list(rows: &[Value]) -> String {
-    let field = |row: &Value, name: &str| row.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+    let field = |row: &Value, name: &str| {
+        row.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let lines: Vec<[String; 4]> = rows
         .iter()
         .map(|row| {
@@ -234,7 +239,9 @@ mod tests {
         assert_eq!(s.len(), 64);
         assert_ne!(s, random_hex(SECRET_BYTES));
         assert_eq!(mask(&s), format!("{}…", &s[..4]));
-        let rows = vec![serde_json::json!({"id":"a","key":"k","secret":s,"enabled":false,"cache_ttl":null})];
+        let rows = vec![
+            serde_json::json!({"id":"a","key":"k","secret":s,"enabled":false,"cache_ttl":null}),
+        ];
         let text = list(&rows);
         assert!(text.contains("enabled=false"), "{text}");
         assert!(!text.contains("cache_ttl"), "{text}");
@@ -244,9 +251,13 @@ mod tests {
     #[test]
     fn the_database_comes_from_flag_env_or_laravel() {
         let none = |_: &str| None;
-        assert!(database(None, &none).unwrap_err().contains("--apps-database-url"));
+        assert!(database(None, &none)
+            .unwrap_err()
+            .contains("--apps-database-url"));
         assert_eq!(
-            database(Some("postgres://h/db".into()), &none).unwrap().target(),
+            database(Some("postgres://h/db".into()), &none)
+                .unwrap()
+                .target(),
             "h:5432/db"
         );
         let env = |n: &str| (n == "RF_APPS_DATABASE_URL").then(|| "postgres://e/db".to_string());

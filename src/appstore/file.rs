@@ -39,7 +39,8 @@ pub(crate) fn parse(path: &Path, text: &str, base: &App) -> Result<Vec<App>, App
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
     let doc: Value = if is_toml {
-        let table: toml::Table = toml::from_str(text).map_err(|e| fail(format!("not TOML: {e}")))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| fail(format!("not TOML: {e}")))?;
         serde_json::to_value(table).map_err(|e| fail(format!("not TOML: {e}")))?
     } else {
         serde_json::from_str(text).map_err(|e| fail(format!("not JSON: {e}")))?
@@ -79,7 +80,8 @@ pub(crate) fn parse(path: &Path, text: &str, base: &App) -> Result<Vec<App>, App
         }
         let entry: AppEntry = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." || path.is_empty() {
+            let inner = e.inner().to_string();
+            if path == "." || path.is_empty() || inner.contains(&format!("`{path}`")) {
                 at(e.into_inner().to_string())
             } else {
                 at(format!("field `{path}`: {}", e.into_inner()))
@@ -132,19 +134,21 @@ mod tests {
 
     #[test]
     fn errors_name_file_entry_and_field() {
-        let e = json(r#"[{"id":"1","key":"k1","secret":"s1"},{"id":"two","key":"k2"}]"#)
-            .unwrap_err();
+        let e =
+            json(r#"[{"id":"1","key":"k1","secret":"s1"},{"id":"two","key":"k2"}]"#).unwrap_err();
         assert_eq!(
             e,
             "apps file /etc/apps.json: apps[1] (id \"two\"): missing field `secret`"
         );
         let e = json(r#"[{"id":"1","key":"k1","secret":"s1","max_conections":1}]"#).unwrap_err();
         assert!(
-            e.starts_with("apps file /etc/apps.json: apps[0] (id \"1\"): unknown field `max_conections`"),
+            e.starts_with(
+                "apps file /etc/apps.json: apps[0] (id \"1\"): unknown field `max_conections`"
+            ),
             "{e}"
         );
-        let e = json(r#"[{"id":"1","key":"k1","secret":"s1","max_connections":"many"}]"#)
-            .unwrap_err();
+        let e =
+            json(r#"[{"id":"1","key":"k1","secret":"s1","max_connections":"many"}]"#).unwrap_err();
         assert!(
             e.starts_with("apps file /etc/apps.json: apps[0] (id \"1\"): field `max_connections`: invalid type"),
             "{e}"
@@ -159,15 +163,14 @@ mod tests {
 
     #[test]
     fn duplicates_are_refused() {
-        let e = json(
-            r#"[{"id":"1","key":"k1","secret":"s"},{"id":"1","key":"k2","secret":"s"}]"#,
-        )
-        .unwrap_err();
-        assert!(e.ends_with("apps[1] (id \"1\"): field `id`: duplicate of apps[0]"), "{e}");
-        let e = json(
-            r#"[{"id":"1","key":"k1","secret":"s"},{"id":"2","key":"k1","secret":"s"}]"#,
-        )
-        .unwrap_err();
+        let e = json(r#"[{"id":"1","key":"k1","secret":"s"},{"id":"1","key":"k2","secret":"s"}]"#)
+            .unwrap_err();
+        assert!(
+            e.ends_with("apps[1] (id \"1\"): field `id`: duplicate of apps[0]"),
+            "{e}"
+        );
+        let e = json(r#"[{"id":"1","key":"k1","secret":"s"},{"id":"2","key":"k1","secret":"s"}]"#)
+            .unwrap_err();
         assert!(e.contains("apps[1] (id \"2\"): field `key`"), "{e}");
     }
 
@@ -176,11 +179,15 @@ mod tests {
         assert!(json("[").unwrap_err().contains("not JSON"));
         assert!(json("[]").unwrap_err().contains("lists no apps"));
         assert!(json("5").unwrap_err().contains("expected a list"));
-        assert!(json("[5]").unwrap_err().contains("apps[0]: expected an object"));
-        assert!(json(r#"{"apps":[],"x":1}"#).is_err());
-        assert!(json(r#"{"apps":[{"id":"1","key":"k","secret":"s"}],"x":1}"#)
+        assert!(json("[5]")
             .unwrap_err()
-            .contains("top-level field `x`"));
+            .contains("apps[0]: expected an object"));
+        assert!(json(r#"{"apps":[],"x":1}"#).is_err());
+        assert!(
+            json(r#"{"apps":[{"id":"1","key":"k","secret":"s"}],"x":1}"#)
+                .unwrap_err()
+                .contains("top-level field `x`")
+        );
     }
 
     #[test]
@@ -209,7 +216,10 @@ enabled = false
         )
         .unwrap_err()
         .to_string();
-        assert_eq!(e, "apps file x.toml: apps[0] (id \"1\"): missing field `secret`");
+        assert_eq!(
+            e,
+            "apps file x.toml: apps[0] (id \"1\"): missing field `secret`"
+        );
         let e = parse(
             Path::new("x.toml"),
             "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nactivity_timeout = -1\n",

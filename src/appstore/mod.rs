@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Where this node's apps come from.
+// Built once at start: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AppSource {
     /// One app from the flags or the environment (or the development app): fixed.
@@ -60,12 +62,18 @@ pub async fn load_initial(source: &AppSource) -> Result<Vec<App>, String> {
         AppSource::File { path, base } => file::load(path, base).map_err(|e| e.to_string()),
         AppSource::Database { settings, base, .. } => {
             let (client, _) = settings.connect().await?;
-            postgres::ensure_schema(&client)
-                .await
-                .map_err(|e| format!("apps database {}: cannot create the table: {e}", settings.target()))?;
-            let loaded = postgres::load(&client, base)
-                .await
-                .map_err(|e| format!("apps database {}: cannot read the apps: {e}", settings.target()))?;
+            postgres::ensure_schema(&client).await.map_err(|e| {
+                format!(
+                    "apps database {}: cannot create the table: {e}",
+                    settings.target()
+                )
+            })?;
+            let loaded = postgres::load(&client, base).await.map_err(|e| {
+                format!(
+                    "apps database {}: cannot read the apps: {e}",
+                    settings.target()
+                )
+            })?;
             for (id, why) in &loaded.bad {
                 tracing::error!(
                     "apps database {}: app \"{id}\" skipped: {why}",
@@ -92,15 +100,13 @@ pub(crate) async fn reload_apps_from_source(
     let apps = match source {
         AppSource::Flags => return Ok(String::new()),
         AppSource::File { path, base } => file::load(path, base).map_err(|e| e.to_string()),
-        AppSource::Database { settings, base, .. } => {
-            match settings.connect().await {
-                Ok((client, _)) => postgres::load(&client, base)
-                    .await
-                    .map(|loaded| keep_good_versions(loaded, live, settings))
-                    .map_err(|e| format!("apps database {}: {e}", settings.target())),
-                Err(e) => Err(e),
-            }
-        }
+        AppSource::Database { settings, base, .. } => match settings.connect().await {
+            Ok((client, _)) => postgres::load(&client, base)
+                .await
+                .map(|loaded| keep_good_versions(loaded, live, settings))
+                .map_err(|e| format!("apps database {}: {e}", settings.target())),
+            Err(e) => Err(e),
+        },
     };
     apply(live, apps)
 }
@@ -197,7 +203,10 @@ pub(crate) mod tests {
             r#"[{"id":"1","key":"k1","secret":"new"},{"id":"2","key":"k2","secret":"s2"}]"#,
         )
         .unwrap();
-        assert_eq!(reload_apps_from_source(&table, &source).await.unwrap(), "1,2");
+        assert_eq!(
+            reload_apps_from_source(&table, &source).await.unwrap(),
+            "1,2"
+        );
         assert_eq!(table.current()[0].secret, "new");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -216,7 +216,8 @@ pub(crate) async fn rows(client: &Client) -> Result<Vec<Value>, tokio_postgres::
 pub(crate) fn row_to_app(row: Value, base: &App) -> Result<App, String> {
     let entry: AppEntry = serde_path_to_error::deserialize(row).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." || path.is_empty() {
+        let inner = e.inner().to_string();
+        if path == "." || path.is_empty() || inner.contains(&format!("`{path}`")) {
             e.into_inner().to_string()
         } else {
             format!("column `{path}`: {}", e.into_inner())
@@ -348,7 +349,9 @@ mod tests {
         assert!(PgSettings::parse("mysql://u@h/db").is_err());
         assert!(PgSettings::parse("postgres://h:notaport/db").is_err());
         assert_eq!(
-            PgSettings::parse("host=127.0.0.1 dbname=x").unwrap().target(),
+            PgSettings::parse("host=127.0.0.1 dbname=x")
+                .unwrap()
+                .target(),
             "127.0.0.1:5432/x"
         );
     }

@@ -184,8 +184,17 @@ mod tests {
     #[test]
     fn credentials_are_checked() {
         assert!(check_credentials(&App::new("a", "k", "s")).is_ok());
-        assert_eq!(check_credentials(&App::new("", "k", "s")).unwrap_err().0, "id");
-        assert_eq!(check_credentials(&App::new("a", "k:x", "s")).unwrap_err().0, "key");
-        assert_eq!(check_credentials(&App::new("a", "k", "")).unwrap_err().0, "secret");
+        assert_eq!(
+            check_credentials(&App::new("", "k", "s")).unwrap_err().0,
+            "id"
+        );
+        assert_eq!(
+            check_credentials(&App::new("a", "k:x", "s")).unwrap_err().0,
+            "key"
+        );
+        assert_eq!(
+            check_credentials(&App::new("a", "k", "")).unwrap_err().0,
+            "secret"
+        );
     }
 }

@@ -6,7 +6,7 @@
 use super::{apply, keep_good_versions, postgres, reload_apps_from_source, AppSource, LiveApps};
 use crate::apps::App;
 use crate::ratelog::{held_back, RateLog};
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Notifications arriving this close together cause one reload.
@@ -16,7 +16,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// Start what keeps `live` current for this source: the database listener when the apps are
 /// in PostgreSQL. (SIGHUP is [`spawn_sighup_reload`].)
-pub(crate) fn spawn_source_watch(live: Weak<dyn LiveApps>, source: &AppSource) {
+pub(crate) fn spawn_source_watch(live: Arc<dyn LiveApps>, source: &AppSource) {
     if let AppSource::Database {
         settings,
         base,
@@ -32,8 +32,8 @@ pub(crate) fn spawn_source_watch(live: Weak<dyn LiveApps>, source: &AppSource) {
     }
 }
 
-/// Reload the apps on every SIGHUP (instead of the default of dying), until `live` is gone.
-pub(crate) fn spawn_sighup_reload(live: Weak<dyn LiveApps>, source: AppSource) {
+/// Reload the apps on every SIGHUP (instead of the default of dying).
+pub(crate) fn spawn_sighup_reload(live: Arc<dyn LiveApps>, source: AppSource) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -46,9 +46,10 @@ pub(crate) fn spawn_sighup_reload(live: Weak<dyn LiveApps>, source: AppSource) {
         };
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let Some(live) = live.upgrade() else { return };
                 if matches!(source, AppSource::Flags) {
-                    tracing::info!("SIGHUP: the apps come from the command line; nothing to reload");
+                    tracing::info!(
+                        "SIGHUP: the apps come from the command line; nothing to reload"
+                    );
                     continue;
                 }
                 tracing::info!("SIGHUP: reloading the apps");
@@ -61,7 +62,7 @@ pub(crate) fn spawn_sighup_reload(live: Weak<dyn LiveApps>, source: AppSource) {
 }
 
 async fn database_watch(
-    live: Weak<dyn LiveApps>,
+    live: Arc<dyn LiveApps>,
     settings: postgres::PgSettings,
     base: App,
     reload_every: Duration,
@@ -71,9 +72,6 @@ async fn database_watch(
     let mut retry = Duration::from_millis(250);
     let mut was_down = false;
     loop {
-        if live.strong_count() == 0 {
-            return;
-        }
         let connected = match settings.connect().await {
             Ok((client, notes)) => match postgres::listen(&client).await {
                 Ok(()) => Ok((client, notes)),
@@ -86,7 +84,10 @@ async fn database_watch(
             Err(e) => {
                 was_down = true;
                 if let Some(n) = outage.allow() {
-                    tracing::warn!("{e}; serving the apps loaded before, retrying{}", held_back(n));
+                    tracing::warn!(
+                        "{e}; serving the apps loaded before, retrying{}",
+                        held_back(n)
+                    );
                 }
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(MAX_RETRY);
@@ -96,7 +97,6 @@ async fn database_watch(
         if was_down {
             tracing::info!("apps database {target}: reachable again; reloading the apps");
         }
-        was_down = false;
         outage.reset();
         retry = Duration::from_millis(250);
         let mut every = tokio::time::interval(reload_every.max(Duration::from_secs(1)));
@@ -113,7 +113,7 @@ async fn database_watch(
                 }
                 _ = every.tick() => {}
             }
-            let Some(strong) = live.upgrade() else { return };
+            let strong = &live;
             match postgres::load(&client, &base).await {
                 Ok(loaded) => {
                     let apps = keep_good_versions(loaded, strong.as_ref(), &settings);
