@@ -383,7 +383,7 @@ impl Hub {
     /// Subscribe a connection (already authorized) to a channel and queue its
     /// `subscription_succeeded` (then, on cache channels, the cached event or `cache_miss`).
     /// Re-subscribing a channel it is in answers again without counting twice.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         conn: &Arc<Connection>,
         channel: &str,
@@ -397,7 +397,7 @@ impl Hub {
     }
 
     /// Tell observers a subscription was refused (`reason` must not hold a secret).
-    pub fn refused(&self, conn: &Connection, channel: &str, reason: &str) {
+    pub(crate) fn refused(&self, conn: &Connection, channel: &str, reason: &str) {
         self.node.emit(|| HubEvent::SubscriptionRefused {
             app_id: conn.app_hub().id.clone(),
             socket_id: conn.socket_id,
@@ -407,7 +407,7 @@ impl Hub {
     }
 
     /// Unsubscribe a connection from a channel; channels it is not in are ignored.
-    pub fn unsubscribe(&self, conn: &Arc<Connection>, channel: &str) {
+    pub(crate) fn unsubscribe(&self, conn: &Arc<Connection>, channel: &str) {
         let sub = {
             let mut state = conn.state.lock();
             match state
@@ -426,7 +426,7 @@ impl Hub {
     /// Publish an event to channels: encode once per channel, deliver here, hand to the
     /// adapter for other nodes. `data` is the publisher's string, sent verbatim. Returns how
     /// many connections on this node got it.
-    pub fn publish(
+    pub(crate) fn publish(
         &self,
         app_id: &str,
         channels: &[impl AsRef<str>],
@@ -461,7 +461,7 @@ impl Hub {
 
     /// Deliver an encoded frame to this node's subscribers of a channel (see
     /// [`AppHub::deliver`]); what other nodes send arrives here.
-    pub fn deliver(
+    pub(crate) fn deliver(
         &self,
         app_id: &str,
         channel: &str,
@@ -475,7 +475,7 @@ impl Hub {
     /// Relay a client event from `conn` to the channel's other subscribers, here and on
     /// other nodes. The caller has checked the channel kind, membership and rate; `event` and
     /// `data` are the parsed parts of `frame`, for observers.
-    pub fn client_event(
+    pub(crate) fn client_event(
         &self,
         conn: &Connection,
         channel: &str,

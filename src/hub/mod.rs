@@ -54,12 +54,9 @@ mod users;
 
 pub use channels::SubscribeError;
 pub use cluster::{Adapter, ClusterEvent, LocalAdapter, Remote};
-pub use connection::{CloseRequest, ConnState, Connection, SocketId, Subscription};
+pub use connection::{CloseRequest, Connection, SocketId};
 pub use events::{HubEvent, MemberChange, ObserverHandle};
-pub use presence::PresenceSnapshot;
-pub use registry::{AppHub, AppsReload};
-pub use stats::ChannelStats;
-pub use users::SignInError;
+pub use registry::AppsReload;
 
 use crate::apps::Apps;
 use events::Events;
@@ -144,13 +141,8 @@ impl Hub {
         let _ = self.node.adapter.set(adapter);
     }
 
-    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+    pub(crate) fn adapter(&self) -> &Arc<dyn Adapter> {
         self.node.adapter()
-    }
-
-    /// Hand an event to the adapter for the other nodes; built only when there are any.
-    pub fn tell_cluster(&self, app_id: &str, event: impl FnOnce() -> ClusterEvent) {
-        self.node.tell_cluster(app_id, event);
     }
 
     /// Register an observer of the hub's lifecycle events, with a queue of `capacity`

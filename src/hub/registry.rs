@@ -61,10 +61,6 @@ impl AppHub {
         self.app.load_full()
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.connection_count.load(Ordering::Relaxed)
-    }
-
     /// Register a new connection; `Err` when the app is over its connection quota.
     pub(super) fn connect(self: &Arc<Self>) -> Result<Arc<Connection>, ErrorCode> {
         let app = self.app();
@@ -168,7 +164,7 @@ impl AppTable {
 
 impl Hub {
     /// One app's share of the hub, by app id.
-    pub fn app(&self, app_id: &str) -> Option<Arc<AppHub>> {
+    pub(crate) fn app(&self, app_id: &str) -> Option<Arc<AppHub>> {
         self.apps.read().by_id.get(app_id).cloned()
     }
 
@@ -185,7 +181,7 @@ impl Hub {
     }
 
     /// The apps as they are now, in configuration order.
-    pub fn apps(&self) -> Apps {
+    pub(crate) fn apps(&self) -> Apps {
         Apps::from_arcs(
             self.apps
                 .read()
@@ -197,12 +193,12 @@ impl Hub {
     }
 
     /// An app by its key (the WebSocket path's `{key}`).
-    pub fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
+    pub(crate) fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
         self.apps.read().by_key.get(key).map(|ah| ah.app())
     }
 
     /// An app by its id (the HTTP API path's `{app_id}`).
-    pub fn app_by_id(&self, app_id: &str) -> Option<Arc<App>> {
+    pub(crate) fn app_by_id(&self, app_id: &str) -> Option<Arc<App>> {
         self.app(app_id).map(|ah| ah.app())
     }
 
@@ -268,7 +264,7 @@ impl Hub {
     }
 
     /// Register a new connection of `app`; `Err` when the app is unknown or over its quota.
-    pub fn connect(&self, app: &App) -> Result<Arc<Connection>, ErrorCode> {
+    pub(crate) fn connect(&self, app: &App) -> Result<Arc<Connection>, ErrorCode> {
         self.app(&app.id)
             .ok_or(ErrorCode::AppDoesNotExist)?
             .connect()
@@ -276,12 +272,12 @@ impl Hub {
 
     /// Forget a connection: leave every channel (with `member_removed` where it was a user's
     /// last connection), sign it out, drop it from the counts.
-    pub fn disconnect(&self, conn: &Arc<Connection>) {
+    pub(crate) fn disconnect(&self, conn: &Arc<Connection>) {
         conn.app_hub().disconnect(conn);
     }
 
     /// A connection of this app by socket id.
-    pub fn connection(&self, app_id: &str, socket_id: SocketId) -> Option<Arc<Connection>> {
+    pub(crate) fn connection(&self, app_id: &str, socket_id: SocketId) -> Option<Arc<Connection>> {
         self.app(app_id)?
             .connections
             .lock()
@@ -290,12 +286,12 @@ impl Hub {
     }
 
     /// Live connections on this node, all apps.
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.node.connections_total.load(Ordering::Relaxed)
     }
 
     /// Every live connection on this node (for shutdown).
-    pub fn all_connections(&self) -> Vec<Arc<Connection>> {
+    pub(crate) fn all_connections(&self) -> Vec<Arc<Connection>> {
         self.app_hubs()
             .iter()
             .flat_map(|a| a.connections.lock().values().cloned().collect::<Vec<_>>())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 impl Hub {
     /// Periodic work: heartbeats, throttled subscription counts, expired cache entries.
     /// Runs every second once [`Hub::start_ticker`] was called.
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.sweep_heartbeats();
         for ah in self.app_hubs() {
             for shard in ah.shards.iter() {
@@ -66,7 +66,7 @@ impl Hub {
     /// hub is dropped. Called by every router that serves the hub, so mounting one (or two)
     /// starts exactly one. Outside a tokio runtime this does nothing and answers false; the
     /// routers call it again on their first request.
-    pub fn start_ticker(self: &Arc<Self>) -> bool {
+    pub(crate) fn start_ticker(self: &Arc<Self>) -> bool {
         if self.node.ticker_started.load(Ordering::Acquire) {
             return true;
         }
