@@ -74,7 +74,7 @@ impl Session {
         };
         match &*frame.event {
             "pusher:ping" => self.conn.push(protocol::pong()),
-            "pusher:pong" => {}
+            "pusher:pong" => self.hub.pong(&self.conn),
             "pusher:subscribe" => match decode_data::<SubscribeData>(frame.data) {
                 Ok(d) => self.subscribe(d),
                 Err(e) => return self.invalid(&e.to_string()),
