@@ -2,7 +2,7 @@
 //!
 //! Pure code, no IO: the WebSocket layer hands text in and gets typed messages out; the hub and
 //! the HTTP API build the frames they send with the functions here, so every frame of a kind is
-//! encoded the same way, once. See `pusher-protocol.md` §1–§4.
+//! encoded the same way, once. See `docs/pusher-protocol.md` §1–§4.
 
 pub mod channel;
 pub mod error;
