@@ -30,7 +30,7 @@ pub struct Session {
 impl Session {
     pub fn new(hub: Arc<Hub>, conn: Arc<Connection>) -> Session {
         let socket_id = conn.socket_id.to_string();
-        let tokens = conn.app.client_event_rate as f32;
+        let tokens = conn.app().client_event_rate as f32;
         Session {
             hub,
             conn,
@@ -104,7 +104,7 @@ impl Session {
         auth: Option<&str>,
         channel_data: Option<&str>,
     ) -> Result<(), SubscriptionRefusal> {
-        let app = self.conn.app.clone();
+        let app = self.conn.app();
         validate_channel_name(channel, app.max_channel_name_len)
             .map_err(SubscriptionRefusal::InvalidName)?;
         let kind = ChannelKind::of(channel).kind;
@@ -168,8 +168,10 @@ impl Session {
         let (user_data, user) = self.check_signin(data).map_err(Refusal::Signin)?;
         self.conn.push(protocol::signin_success(&user_data));
         self.user_info = user.user_info.clone();
-        self.hub.sign_in(&self.conn, &user.id, &user.watchlist);
-        let max = self.conn.app.max_watchlist;
+        self.hub
+            .sign_in(&self.conn, &user.id, &user.watchlist)
+            .map_err(|e| Refusal::Signin(e.into()))?;
+        let max = self.conn.app().max_watchlist;
         if user.watchlist.len() > max {
             return Err(Refusal::WatchlistTruncated(max));
         }
@@ -178,7 +180,7 @@ impl Session {
 
     /// The signed and parsed `user_data` of a sign-in.
     fn check_signin(&self, data: SigninData) -> Result<(String, UserData), SigninRefusal> {
-        let app = &self.conn.app;
+        let app = self.conn.app();
         let user_data = data.user_data.ok_or(SigninRefusal::MissingUserData)?;
         if user_data.len() > app.max_event_bytes {
             return Err(SigninRefusal::UserDataTooBig(app.max_event_bytes));
@@ -200,7 +202,7 @@ impl Session {
 
     /// Take one client-event token; false when the connection is over its rate.
     fn take_token(&mut self) -> bool {
-        let rate = self.conn.app.client_event_rate as f32;
+        let rate = self.conn.app().client_event_rate as f32;
         let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f32();
         self.refilled = now;
@@ -220,7 +222,7 @@ impl Session {
         data: Option<&RawValue>,
     ) -> Result<(), Refusal> {
         use ClientEventRefusal as Why;
-        let app = self.conn.app.clone();
+        let app = self.conn.app();
         let reject = |channel, why| Err(Refusal::client_event(channel, why));
         if !app.client_events {
             return reject(channel, Why::Disabled);
@@ -260,7 +262,8 @@ impl Session {
             return reject(Some(channel), Why::RateLimited);
         }
         let frame = protocol::client_event(event, channel, data, user_id.as_deref());
-        self.hub.client_event(&self.conn, channel, frame);
+        self.hub
+            .client_event(&self.conn, channel, event, data.get(), frame);
         Ok(())
     }
 }

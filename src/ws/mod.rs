@@ -14,7 +14,7 @@ mod handler;
 mod read_error;
 pub mod refusal;
 
-pub use refusal::{Refusal, CLOSE_TOO_BIG};
+pub use refusal::Refusal;
 
 use crate::apps::App;
 use crate::hub::{CloseRequest, Connection, Hub};
@@ -260,7 +260,7 @@ impl ConnTask {
     fn refuse(&mut self, refusal: Refusal) {
         let conn = self.session.conn();
         tracing::debug!(socket_id = %self.session.socket_id(), ?refusal, "refused");
-        let echo_limit = conn.app.max_channel_name_len;
+        let echo_limit = conn.app().max_channel_name_len;
         match Ending::of(&refusal, echo_limit) {
             Some(ending) => {
                 self.local_close.get_or_insert(ending);
@@ -349,7 +349,7 @@ impl Future for ConnTask {
 impl Drop for ConnTask {
     fn drop(&mut self) {
         let conn = self.session.conn_arc();
-        tracing::debug!(app_id = %conn.app.id, socket_id = %conn.socket_id, "disconnected");
+        tracing::debug!(app_id = %conn.app_hub().app().id, socket_id = %conn.socket_id, "disconnected");
         self.session.hub().disconnect(conn);
     }
 }

@@ -5,11 +5,12 @@
 //! in one place (`ConnTask::refuse`, or `finish` before a connection is admitted).
 //!
 //! The README's "Errors, as clients see them" table is rendered from this type
-//! ([`readme_table`]); a unit test fails when the two differ.
+//! (`readme_table`); a unit test fails when the two differ.
 
 use crate::auth::AuthError;
-use crate::hub::{CloseRequest, SubscribeError};
-use crate::protocol::{self, ChannelNameError, ErrorCode};
+use crate::hub::{CloseRequest, SignInError, SubscribeError};
+use crate::protocol::channel::ChannelNameError;
+use crate::protocol::{self, ErrorCode};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
 
@@ -80,9 +81,6 @@ pub enum SubscriptionRefusal {
     InvalidChannelData(String),
     PresenceFull(usize),
     TooManyChannels(usize),
-    /// The hub has no record of this connection (its app went away while it was open): an
-    /// internal condition, answered by asking the client to reconnect.
-    UnknownConnection,
 }
 
 impl From<SubscribeError> for SubscriptionRefusal {
@@ -90,7 +88,14 @@ impl From<SubscribeError> for SubscriptionRefusal {
         match e {
             SubscribeError::PresenceFull(max) => SubscriptionRefusal::PresenceFull(max),
             SubscribeError::TooManyChannels(max) => SubscriptionRefusal::TooManyChannels(max),
-            SubscribeError::UnknownConnection => SubscriptionRefusal::UnknownConnection,
+        }
+    }
+}
+
+impl From<SignInError> for SigninRefusal {
+    fn from(e: SignInError) -> Self {
+        match e {
+            SignInError::AlreadySignedIn => SigninRefusal::OtherUser,
         }
     }
 }
@@ -175,7 +180,6 @@ impl Refusal {
                 S::ChannelDataTooBig(_) | S::TooManyChannels(_) => sub("LimitReached", 4301),
                 S::InvalidChannelData(_) => sub("InvalidChannelData", 400),
                 S::PresenceFull(_) => sub("LimitReached", 4100),
-                S::UnknownConnection => Notice::Error(Some(ErrorCode::ReconnectImmediately)),
             },
             Refusal::Signin(_) | Refusal::NotAMember { .. } => {
                 Notice::Error(Some(ErrorCode::Unauthorized))
@@ -212,10 +216,6 @@ impl Refusal {
                 code: CLOSE_INVALID_DATA,
                 reason: "Invalid UTF-8",
             },
-            Refusal::Subscription {
-                why: SubscriptionRefusal::UnknownConnection,
-                ..
-            } => pusher(ErrorCode::ReconnectImmediately, UNKNOWN_CONNECTION),
             Refusal::Ended(req) => pusher(req.code, req.message),
             Refusal::InvalidMessage(_)
             | Refusal::UnsupportedEvent(_)
@@ -254,7 +254,6 @@ impl Refusal {
                 S::InvalidChannelData(why) => why.clone().into(),
                 S::PresenceFull(max) => SubscribeError::PresenceFull(*max).to_string().into(),
                 S::TooManyChannels(max) => SubscribeError::TooManyChannels(*max).to_string().into(),
-                S::UnknownConnection => UNKNOWN_CONNECTION.into(),
             },
             Refusal::Signin(why) => match why {
                 G::MissingUserData => "Invalid sign-in: user_data is missing".into(),
@@ -333,8 +332,6 @@ const HANDSHAKE: [&str; 4] = [
     "Unsupported protocol version",
 ];
 
-const UNKNOWN_CONNECTION: &str = "The server lost track of this connection; reconnect";
-
 /// `s` cut to at most `max` bytes, at a character boundary.
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -352,6 +349,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// One example of every refusal (every variant, and every kind of frame it can be told with),
 /// with the situation it answers, in the README's order.
+#[cfg(test)]
 fn examples() -> Vec<(&'static str, Refusal)> {
     use ClientEventRefusal as C;
     use SubscriptionRefusal as S;
@@ -415,10 +413,6 @@ fn examples() -> Vec<(&'static str, Refusal)> {
             sub(S::TooManyChannels(0)),
         ),
         (
-            "subscribe on a connection the hub no longer knows (internal)",
-            sub(S::UnknownConnection),
-        ),
-        (
             "failed `pusher:signin`",
             Refusal::Signin(SigninRefusal::MissingUserData),
         ),
@@ -457,7 +451,8 @@ fn examples() -> Vec<(&'static str, Refusal)> {
 }
 
 /// The README's error table, rendered from [`Refusal`].
-pub fn readme_table() -> String {
+#[cfg(test)]
+fn readme_table() -> String {
     let mut out = String::from("| situation | what the client gets |\n|---|---|\n");
     for (situation, refusal) in examples() {
         let told = match refusal.notice() {
@@ -545,18 +540,6 @@ mod tests {
             1,
             "{frame}"
         );
-    }
-
-    #[test]
-    fn an_unknown_connection_is_not_a_limit() {
-        let r = Refusal::subscription("a", SubscribeError::UnknownConnection);
-        let frame = r.frame(200).unwrap();
-        assert!(
-            frame.as_str().starts_with(r#"{"event":"pusher:error""#),
-            "{frame}"
-        );
-        assert!(frame.as_str().contains("4200"), "{frame}");
-        assert_eq!(r.close().map(|c| c.code), Some(4200));
     }
 
     #[test]
