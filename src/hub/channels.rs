@@ -14,7 +14,7 @@ use super::presence::Presence;
 use super::registry::AppHub;
 use super::Hub;
 use crate::apps::App;
-use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelKind, MemberData};
+use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelInfo, ChannelKind, MemberData};
 use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -95,7 +95,7 @@ pub(super) fn entry<'a>(
     channel: &str,
 ) -> (Arc<str>, &'a mut ChannelState) {
     if !shard.contains_key(channel) {
-        let kind = ChannelKind::of(channel).kind;
+        let kind = ChannelInfo::of(channel).kind;
         shard.insert(Arc::from(channel), ChannelState::new(kind));
     }
     let (name, _) = shard.get_key_value(channel).expect("just inserted");
@@ -162,7 +162,7 @@ impl AppHub {
             ));
         }
 
-        let cache = ChannelKind::of(channel).cache;
+        let cache = ChannelInfo::of(channel).cache;
         let mut first_here = false;
         let user_id = member
             .as_ref()
@@ -364,7 +364,7 @@ impl AppHub {
             }
             return n;
         }
-        if cache && ChannelKind::of(channel).cache {
+        if cache && ChannelInfo::of(channel).cache {
             let ttl = self.app().cache_ttl;
             let mut shard = self.shard(channel).write();
             let (_, state) = entry(&mut shard, channel);

@@ -8,8 +8,8 @@ use super::refusal::{ClientEventRefusal, Refusal, SigninRefusal, SubscriptionRef
 use crate::auth;
 use crate::hub::{Connection, Hub};
 use crate::protocol::{
-    self, decode_data, parse_member, parse_user_data, validate_channel_name, ChannelKind,
-    MemberData, SigninData, SubscribeData, UserData,
+    self, decode_data, parse_member, parse_user_data, validate_channel_name, ChannelInfo,
+    ChannelKind, MemberData, SigninData, SubscribeData, UserData,
 };
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl Session {
         let app = self.conn.app();
         validate_channel_name(channel, app.max_channel_name_len)
             .map_err(SubscriptionRefusal::InvalidName)?;
-        let kind = ChannelKind::of(channel).kind;
+        let kind = ChannelInfo::of(channel).kind;
         let verify = |s: &str| {
             auth::verify_auth(auth, &app.key, &app.secret, s).map_err(SubscriptionRefusal::BadAuth)
         };
@@ -230,7 +230,7 @@ impl Session {
         let Some(channel) = channel else {
             return reject(None, Why::NoChannel);
         };
-        if !ChannelKind::of(channel).kind.allows_client_events() {
+        if !ChannelInfo::of(channel).kind.allows_client_events() {
             return reject(Some(channel), Why::WrongChannelKind);
         }
         if event.len() > app.max_event_name_len {
