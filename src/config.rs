@@ -14,6 +14,7 @@ use crate::adapter::redis::RedisSettings;
 use crate::apps::App;
 use crate::appstore::commands::AppsCommand;
 use crate::appstore::{AppSource, PgSettings};
+pub use crate::env::{Env, ProcessEnv};
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
 use clap::Parser;
@@ -104,6 +105,18 @@ pub struct Cli {
     /// Seconds a cache channel keeps its last event.
     #[arg(long, env = "RF_CACHE_TTL", default_value_t = 1_800)]
     pub cache_ttl: u64,
+    /// Missed-message recovery window in seconds (0: off); clients opt in with a lineage path.
+    #[arg(long, env = "RF_RECOVERY_WINDOW", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub recovery_window: u64,
+    /// Channel patterns recovered (`*` wildcard, comma-separated); empty: every channel.
+    #[arg(long, env = "RF_RECOVERY_CHANNELS", value_delimiter = ',')]
+    pub recovery_channels: Vec<String>,
+    /// Most events buffered per recovered channel.
+    #[arg(long, env = "RF_RECOVERY_MAX_EVENTS", default_value_t = 100)]
+    pub recovery_max_events: usize,
+    /// Most bytes of buffered events per app.
+    #[arg(long, env = "RF_RECOVERY_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub recovery_max_bytes: usize,
     /// Largest WebSocket message from a client, bytes; larger closes with 1009.
     #[arg(long, env = "RF_MAX_FRAME_BYTES", default_value_t = 65_536)]
     pub max_frame_bytes: usize,
@@ -195,26 +208,6 @@ pub enum ConfigError {
     Apps(String),
 }
 
-/// Reads an environment variable (empty counts as unset).
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> Env for F {
-    fn var(&self, name: &str) -> Option<String> {
-        self(name).filter(|v| !v.is_empty())
-    }
-}
-
 /// The Laravel families in the order they are consulted.
 fn laravel_families(env: &dyn Env) -> [&'static str; 2] {
     let conn = env
@@ -286,6 +279,10 @@ impl Cli {
             client_event_rate: self.client_event_rate,
             max_channels_per_connection: self.max_channels_per_connection,
             cache_ttl: self.cache_ttl,
+            recovery_window: self.recovery_window,
+            recovery_channels: self.recovery_channels.clone(),
+            recovery_max_events: self.recovery_max_events,
+            recovery_max_bytes: self.recovery_max_bytes,
             ..App::default()
         };
         let creds = [

@@ -4,7 +4,7 @@
 
 use super::postgres::{self, PgSettings};
 use crate::apps::App;
-use crate::config::Env;
+use crate::env::Env;
 use serde_json::Value;
 
 /// `apps` and its subcommands.

@@ -10,7 +10,7 @@
 
 use super::settings::{check_credentials, AppEntry, SETTINGS};
 use crate::apps::App;
-use crate::config::Env;
+use crate::env::Env;
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::fmt;

@@ -150,7 +150,7 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let query = rf_broadcast::auth::sign_http_request(
+        let query = rf_broadcast::testing::auth::sign_http_request(
             key,
             secret,
             "POST",
