@@ -207,3 +207,61 @@ async fn rediss_urls_join_nodes_over_tls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("127.0.0.1:{tls_port}")), "{err}");
 }
+
+#[tokio::test]
+async fn apps_added_on_reload_reach_every_node() {
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        panic!("a Redis on 127.0.0.1:6379 is needed (scripts/prepare.sh starts one)");
+    }
+    let dir = TempDir::new("cluster-reload");
+    let file = dir.path("apps.json");
+    std::fs::write(&file, r#"[{"id":"a","key":"ka","secret":"sa"}]"#).unwrap();
+    let prefix = format!("rf-reload-{:08x}", rand::random::<u32>());
+    let args = [
+        "--adapter",
+        "redis",
+        "--redis-prefix",
+        &prefix,
+        "--apps-file",
+        file.to_str().unwrap(),
+    ];
+    let node1 = Server::start(&args, &[]).await;
+    let node2 = Server::start(&args, &[]).await;
+    for n in [&node1, &node2] {
+        assert!(
+            n.wait_log("subscribed to Redis at", Duration::from_secs(5))
+                .await
+        );
+    }
+    std::fs::write(
+        &file,
+        r#"[{"id":"a","key":"ka","secret":"sa"},{"id":"b","key":"kb","secret":"sb"}]"#,
+    )
+    .unwrap();
+    node1.signal("HUP");
+    node2.signal("HUP");
+    for n in [&node1, &node2] {
+        assert!(
+            n.wait_log("added: b", Duration::from_secs(5)).await,
+            "{}",
+            n.logs()
+        );
+    }
+    let mut c = Client::established(&node2.ws_url("kb"), "kb", "sb").await;
+    c.subscribe("news").await;
+    // The adapter subscribes the new app's Redis channel right after the reload.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        assert_eq!(node1.publish("b", "kb", "sb", "news").await, 200);
+        if c.next(Duration::from_millis(200))
+            .await
+            .is_some_and(|v| v["event"] == "e")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node2 never got app b's event from node1"
+        );
+    }
+}
