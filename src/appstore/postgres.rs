@@ -88,7 +88,7 @@ impl PgSettings {
             }
         }
         config.dbname(env.var("DB_DATABASE").as_deref().unwrap_or("laravel"));
-        config.user(env.var("DB_USERNAME").as_deref().unwrap_or("postgres"));
+        config.user(env.var("DB_USERNAME").as_deref().unwrap_or("root"));
         if let Some(p) = env.var("DB_PASSWORD") {
             config.password(p);
         }
