@@ -27,6 +27,7 @@ pub mod adapter;
 pub mod api;
 pub mod apps;
 pub mod auth;
+mod authorize;
 pub mod broadcaster;
 pub mod config;
 mod dev;
@@ -37,6 +38,10 @@ pub mod ws;
 
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
 pub use apps::App;
+pub use authorize::{
+    authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,
+    Refusal, SignIn, User, UserResolver,
+};
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
     MemoryBroadcaster, SimpleEvent,
