@@ -2,8 +2,8 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::config::{Cli, ProcessEnv};
-use rf_broadcast::{apps::Apps, server, AppState, Hub};
+use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::{AppState, Apps, Hub};
 use std::sync::Arc;
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
@@ -47,7 +47,7 @@ fn main() {
     }
 }
 
-async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
+async fn run(config: Config) -> std::io::Result<()> {
     let socket = if config.addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -99,7 +99,7 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         hub,
         options: Arc::new(config.server.clone()),
     };
-    let result = server::serve(listener, state, shutdown_signal()).await;
+    let result = rf_broadcast::serve(listener, state, shutdown_signal()).await;
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left.
         adapter.flush(std::time::Duration::from_secs(2)).await;
