@@ -33,18 +33,37 @@ use std::sync::Arc;
 /// | a callback errs or panics / overruns its deadline | 500 / 503 |
 ///
 /// ```
-/// use rf_broadcast::{authorization_router, websocket_router, App, Authorizer, JwtResolver, MemoryBroadcaster};
+/// use rf_broadcast::{authorization_router, websocket_router, App, Authorizer, User, MemoryBroadcaster};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let broadcaster = MemoryBroadcaster::new(vec![App::new("app-id", "app-key", "app-secret")]);
-/// let authorizer = Authorizer::builder(JwtResolver::hs256("jwt-secret").unwrap())
-///     .private("orders.{id}", |user, params| async move { Ok(params.get("id") == Some(user.id.as_str())) })
-///     .build();
+/// // For the example, the user is whoever the `x-user` header names.
+/// let authorizer = Authorizer::builder(|req: &axum::http::request::Parts| {
+///     Some(User::new(req.headers.get("x-user")?.to_str().ok()?))
+/// })
+/// .private("orders.{id}", |user, params| async move { Ok(params.get("id") == Some(user.id.as_str())) })
+/// .build();
 /// let app: axum::Router = axum::Router::new()
 ///     .merge(websocket_router(&broadcaster))
 ///     .merge(authorization_router(&broadcaster, authorizer));
-/// # let _ = app;
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// tokio::spawn(async move { axum::serve(listener, app).await });
+/// let ask = |user: &'static str| {
+///     reqwest::Client::new()
+///         .post(format!("http://{addr}/broadcasting/auth"))
+///         .header("x-user", user)
+///         .header("content-type", "application/x-www-form-urlencoded")
+///         .body("socket_id=123.456&channel_name=private-orders.7")
+///         .send()
+/// };
+/// let ok = ask("7").await.unwrap();
+/// assert_eq!(ok.status(), 200);
+/// let body: serde_json::Value = ok.json().await.unwrap();
+/// assert!(body["auth"].as_str().unwrap().starts_with("app-key:"));
+/// assert_eq!(ask("8").await.unwrap().status(), 403);
 /// # }
 /// ```
 pub fn authorization_router<B: Broadcaster>(broadcaster: &B, authorizer: Authorizer) -> Router {
