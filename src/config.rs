@@ -46,7 +46,7 @@ pub struct Cli {
     #[arg(long, env = "RF_DEV_AUTH")]
     pub dev_auth: bool,
     /// Allow client events (client-*) on private and presence channels.
-    #[arg(long, env = "RF_CLIENT_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "RF_CLIENT_EVENTS", default_value_t = App::default().client_events, action = clap::ArgAction::Set)]
     pub client_events: bool,
     /// Send pusher_internal:subscription_count to subscribers of non-presence channels.
     #[arg(long, env = "RF_SUBSCRIPTION_COUNT")]
@@ -55,37 +55,37 @@ pub struct Cli {
     #[arg(long, env = "RF_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
     /// activity_timeout sent to clients, seconds; a silent client is pinged after this long.
-    #[arg(long, env = "RF_ACTIVITY_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "RF_ACTIVITY_TIMEOUT", default_value_t = App::default().activity_timeout, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub activity_timeout: u64,
     /// Seconds to wait for any frame after a server ping before closing with 4201.
-    #[arg(long, env = "RF_PONG_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "RF_PONG_TIMEOUT", default_value_t = App::default().pong_timeout, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pong_timeout: u64,
     /// Client events per second per connection (excess answered with 4301).
-    #[arg(long, env = "RF_CLIENT_EVENT_RATE", default_value_t = 10)]
+    #[arg(long, env = "RF_CLIENT_EVENT_RATE", default_value_t = App::default().client_event_rate)]
     pub client_event_rate: u32,
     /// Largest event data (HTTP or client event), bytes; larger gets 413 / 4301.
-    #[arg(long, env = "RF_MAX_EVENT_BYTES", default_value_t = 10_240)]
+    #[arg(long, env = "RF_MAX_EVENT_BYTES", default_value_t = App::default().max_event_bytes)]
     pub max_event_bytes: usize,
     /// Most distinct users in one presence channel.
-    #[arg(long, env = "RF_MAX_PRESENCE_MEMBERS", default_value_t = 100)]
+    #[arg(long, env = "RF_MAX_PRESENCE_MEMBERS", default_value_t = App::default().max_presence_members)]
     pub max_presence_members: usize,
     /// Largest presence channel_data, bytes.
-    #[arg(long, env = "RF_MAX_PRESENCE_MEMBER_BYTES", default_value_t = 2_048)]
+    #[arg(long, env = "RF_MAX_PRESENCE_MEMBER_BYTES", default_value_t = App::default().max_presence_member_bytes)]
     pub max_presence_member_bytes: usize,
     /// Longest channel name.
-    #[arg(long, env = "RF_MAX_CHANNEL_NAME", default_value_t = 200)]
+    #[arg(long, env = "RF_MAX_CHANNEL_NAME", default_value_t = App::default().max_channel_name_len)]
     pub max_channel_name: usize,
     /// Most channels per HTTP event.
-    #[arg(long, env = "RF_MAX_CHANNELS_PER_EVENT", default_value_t = 100)]
+    #[arg(long, env = "RF_MAX_CHANNELS_PER_EVENT", default_value_t = App::default().max_channels_per_event)]
     pub max_channels_per_event: usize,
     /// Most events per batch.
-    #[arg(long, env = "RF_MAX_BATCH_EVENTS", default_value_t = 10)]
+    #[arg(long, env = "RF_MAX_BATCH_EVENTS", default_value_t = App::default().max_batch_events)]
     pub max_batch_events: usize,
     /// Most channels one connection may join.
-    #[arg(long, env = "RF_MAX_CHANNELS_PER_CONNECTION", default_value_t = 1_000)]
+    #[arg(long, env = "RF_MAX_CHANNELS_PER_CONNECTION", default_value_t = App::default().max_channels_per_connection)]
     pub max_channels_per_connection: usize,
     /// Seconds a cache channel keeps its last event.
-    #[arg(long, env = "RF_CACHE_TTL", default_value_t = 1_800)]
+    #[arg(long, env = "RF_CACHE_TTL", default_value_t = App::default().cache_ttl)]
     pub cache_ttl: u64,
     /// Largest WebSocket message from a client, bytes; larger closes with 1009.
     #[arg(long, env = "RF_MAX_FRAME_BYTES", default_value_t = 65_536)]

@@ -35,11 +35,11 @@ pub mod protocol;
 pub mod server;
 pub mod ws;
 
-pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
+pub use adapter::redis::{RedisAdapter, RedisSettings};
 pub use apps::App;
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
-    MemoryBroadcaster, SimpleEvent,
+    MemoryBroadcaster, RedisBroadcaster, SimpleEvent,
 };
 pub use hub::{Hub, HubSettings};
 pub use server::{serve, AppState, ServerOptions};

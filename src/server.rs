@@ -2,6 +2,7 @@
 //! development routes when asked for, the hub's periodic tick, and graceful shutdown (every
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 
+pub use crate::api::{AppState, ServerOptions};
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
@@ -19,42 +20,6 @@ use tokio::net::TcpListener;
 /// with presence auth is a few hundred bytes); the buffer grows only while a larger frame is in
 /// flight. tungstenite's default is 128 KiB per connection.
 const READ_BUFFER_BYTES: usize = 256;
-
-/// Node-wide settings of the HTTP and WebSocket layers.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Largest WebSocket message (and frame) a client may send, in bytes; bigger closes 1009.
-    pub max_frame_bytes: usize,
-    /// Largest HTTP API request body, in bytes; bigger answers 413.
-    pub max_request_bytes: usize,
-    /// Serve the development auth endpoints and the demo page.
-    pub dev_auth: bool,
-    /// How long shutdown waits for connections to close.
-    pub shutdown_grace: Duration,
-    /// Serve everything under this path (`/ws` → `/ws/app/{key}`, `/ws/apps/{id}/...`), as
-    /// pusher-js's `wsPath` and the PHP SDK's `path` option expect; signatures are still
-    /// checked over the path without it. Empty: served at the root.
-    pub path_prefix: String,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            max_frame_bytes: 64 * 1024,
-            max_request_bytes: 1024 * 1024,
-            dev_auth: false,
-            shutdown_grace: Duration::from_secs(3),
-            path_prefix: String::new(),
-        }
-    }
-}
-
-/// What every handler sees.
-#[derive(Clone)]
-pub struct AppState {
-    pub hub: Arc<Hub>,
-    pub options: Arc<ServerOptions>,
-}
 
 /// All routes with their state: mount it in any axum app, or serve it with [`serve`].
 pub fn router(state: AppState) -> Router {
@@ -88,11 +53,9 @@ async fn ws_upgrade(
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let params = crate::api::parse_query(query.as_deref().unwrap_or(""));
-    let protocol = params
-        .into_iter()
-        .find(|(k, _)| k == "protocol")
-        .map(|(_, v)| v);
+    let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
+        .get("protocol")
+        .map(str::to_string);
     let handshake = Handshake {
         app: state.hub.apps().by_key(&key).cloned(),
         protocol,

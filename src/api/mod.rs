@@ -3,12 +3,17 @@
 //! runs. Errors become an HTTP status and `{"error": "..."}` in one place ([`ApiError`]).
 
 mod events;
+pub mod publish;
 mod queries;
+mod query;
 mod signature;
+mod state;
 
-pub use signature::{parse_query, verify};
+pub use publish::{check_channel, InvalidChannel, Publication, PublishError};
+pub use query::Query;
+pub use signature::verify;
+pub use state::{AppState, ServerOptions};
 
-use crate::server::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -72,7 +77,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A verified request's app and decoded query.
-pub(crate) type Authorized = (std::sync::Arc<crate::apps::App>, Vec<(String, String)>);
+pub(crate) type Authorized = (std::sync::Arc<crate::apps::App>, Query);
 
 /// Find the app of a request and verify its signature; returns the app and decoded query.
 pub(crate) fn authorize(
@@ -88,18 +93,25 @@ pub(crate) fn authorize(
         .by_id(app_id)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("The app {app_id} could not be found.")))?;
-    let params = parse_query(uri.query().unwrap_or(""));
-    verify(&app, method.as_str(), uri.path(), &params, body)?;
+    let query = Query::of(uri);
+    verify(&app, method.as_str(), uri.path(), &query, body)?;
     if !app.enabled {
         return Err(ApiError::Forbidden("Application is disabled".into()));
     }
-    Ok((app, params))
+    Ok((app, query))
 }
 
-/// The value of a decoded query parameter.
-pub(crate) fn query_param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+impl From<InvalidChannel> for ApiError {
+    fn from(e: InvalidChannel) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> ApiError {
+        match e {
+            PublishError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+            _ => ApiError::BadRequest(e.to_string()),
+        }
+    }
 }

@@ -1,0 +1,43 @@
+//! What every HTTP and WebSocket handler sees: the hub and the node-wide options of the HTTP
+//! and WebSocket layers. It lives here, below the router (`server.rs`), so the API, the
+//! development routes and the upgrade handler import it without importing the server.
+
+use crate::hub::Hub;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Node-wide settings of the HTTP and WebSocket layers.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest WebSocket message (and frame) a client may send, in bytes; bigger closes 1009.
+    pub max_frame_bytes: usize,
+    /// Largest HTTP API request body, in bytes; bigger answers 413.
+    pub max_request_bytes: usize,
+    /// Serve the development auth endpoints and the demo page.
+    pub dev_auth: bool,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_grace: Duration,
+    /// Serve everything under this path (`/ws` → `/ws/app/{key}`, `/ws/apps/{id}/...`), as
+    /// pusher-js's `wsPath` and the PHP SDK's `path` option expect; signatures are still
+    /// checked over the path without it. Empty: served at the root.
+    pub path_prefix: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_frame_bytes: 64 * 1024,
+            max_request_bytes: 1024 * 1024,
+            dev_auth: false,
+            shutdown_grace: Duration::from_secs(3),
+            path_prefix: String::new(),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub options: Arc<ServerOptions>,
+}
