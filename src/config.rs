@@ -130,6 +130,32 @@ pub struct Cli {
     /// members are removed (must exceed --node-heartbeat).
     #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
+    /// Origins whose pages may connect, comma-separated globs (`https://*.example.com`,
+    /// `example.com`); others get 4009. Empty: any origin.
+    #[arg(long, env = "RF_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// HTTP API requests per second per app (cluster-wide with --adapter redis); beyond it
+    /// 429 with Retry-After. 0 = no limit.
+    #[arg(long, env = "RF_API_REQUEST_RATE", default_value_t = 0)]
+    pub api_request_rate: u32,
+    /// Serve Prometheus metrics at GET /metrics on their own listener.
+    #[arg(long, env = "RF_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// Address of the metrics listener [env: RF_METRICS_HOST] [default: 127.0.0.1]
+    #[arg(long)]
+    pub metrics_host: Option<String>,
+    /// Port of the metrics listener (0 picks a free one) [env: RF_METRICS_PORT] [default: 9601]
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+}
+
+/// Where the metrics listener goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen {
+    pub addr: SocketAddr,
+    /// Set by a flag or variable: failing to bind it is fatal. The default address is
+    /// best-effort (a second node on the same machine logs a warning and serves on).
+    pub explicit: bool,
 }
 
 /// Everything the binary needs, resolved and checked.
@@ -145,6 +171,8 @@ pub struct Config {
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
+    /// The metrics listener; `None` with `--metrics false`.
+    pub metrics: Option<MetricsListen>,
 }
 
 /// A configuration mistake: printed on one line, exit code 2.
@@ -247,6 +275,13 @@ impl Cli {
             client_event_rate: self.client_event_rate,
             max_channels_per_connection: self.max_channels_per_connection,
             cache_ttl: self.cache_ttl,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            api_request_rate: (self.api_request_rate > 0).then_some(self.api_request_rate),
             ..App::default()
         };
         let apps = match &self.apps_file {
@@ -307,7 +342,9 @@ impl Cli {
             }
             _ => None,
         };
+        let metrics = self.metrics_listen(env)?;
         Ok(Config {
+            metrics,
             redis,
             addr: SocketAddr::new(ip, port),
             apps,
@@ -325,6 +362,37 @@ impl Cli {
             socket_send_buffer: self.socket_send_buffer,
             log_level: self.log_level,
         })
+    }
+}
+
+impl Cli {
+    fn metrics_listen(&self, env: &dyn Env) -> Result<Option<MetricsListen>, ConfigError> {
+        if !self.metrics {
+            return Ok(None);
+        }
+        let host = self.metrics_host.clone().or_else(|| env.var("RF_METRICS_HOST"));
+        let port = match self.metrics_port {
+            Some(p) => Some(p),
+            None => match env.var("RF_METRICS_PORT") {
+                Some(raw) => Some(
+                    raw.parse()
+                        .map_err(|_| ConfigError::Invalid("metrics port", raw.clone()))?,
+                ),
+                None => None,
+            },
+        };
+        let explicit = host.is_some() || port.is_some();
+        let host = host.unwrap_or_else(|| "127.0.0.1".into());
+        let ip: IpAddr = if host == "localhost" {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            host.parse()
+                .map_err(|_| ConfigError::Invalid("metrics host (an IP address)", host))?
+        };
+        Ok(Some(MetricsListen {
+            addr: SocketAddr::new(ip, port.unwrap_or(9601)),
+            explicit,
+        }))
     }
 }
 

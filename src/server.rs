@@ -7,6 +7,7 @@ use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -51,6 +52,7 @@ async fn ws_upgrade(
     State(state): State<AppState>,
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
@@ -59,6 +61,10 @@ async fn ws_upgrade(
     let handshake = Handshake {
         app: state.hub.apps().by_key(&key).cloned(),
         protocol,
+        origin: headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     };
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();

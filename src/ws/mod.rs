@@ -44,6 +44,8 @@ const FRAMES_PER_POLL: usize = 32;
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
+    /// The request's `Origin` header.
+    pub origin: Option<String>,
 }
 
 type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -85,6 +87,9 @@ fn check_handshake(h: &Handshake) -> Result<Arc<App>, (ErrorCode, &'static str)>
         .ok_or((ErrorCode::AppDoesNotExist, "Application does not exist"))?;
     if !app.enabled {
         return Err((ErrorCode::AppDisabled, "Application is disabled"));
+    }
+    if !app.origin_allowed(h.origin.as_deref()) {
+        return Err((ErrorCode::Unauthorized, "Origin not allowed"));
     }
     if let Some(p) = &h.protocol {
         match p.parse::<u32>() {
