@@ -370,7 +370,10 @@ impl Cli {
         if !self.metrics {
             return Ok(None);
         }
-        let host = self.metrics_host.clone().or_else(|| env.var("RF_METRICS_HOST"));
+        let host = self
+            .metrics_host
+            .clone()
+            .or_else(|| env.var("RF_METRICS_HOST"));
         let port = match self.metrics_port {
             Some(p) => Some(p),
             None => match env.var("RF_METRICS_PORT") {

@@ -95,10 +95,13 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
              Demo page: http://{addr}/demo"
         );
     }
-    let state = AppState {
-        hub,
-        options: Arc::new(config.server.clone()),
-    };
+    let mut state = AppState::new(hub, config.server.clone());
+    if let Some(redis) = &config.redis {
+        let counter =
+            rf_broadcast::adapter::redis_counter::RedisCounter::new(&redis.url, &redis.prefix)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        state = state.with_rate_counter(Arc::new(counter));
+    }
     let result = server::serve(listener, state, shutdown_signal()).await;
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left.

@@ -7,6 +7,7 @@
 //! adapter runs. [`redis`] joins nodes over Redis pub/sub.
 
 pub mod redis;
+pub mod redis_counter;
 
 use crate::hub::SocketId;
 use axum::extract::ws::Utf8Bytes;

@@ -95,7 +95,7 @@ pub async fn events(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     let ev = validate(&app, parse_json(&body)?)?;
     ev.publication.send(&state.hub);
     if ev.info.is_empty() {
@@ -118,7 +118,7 @@ pub async fn batch_events(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     let batch: BatchBody = parse_json(&body)?;
     let batch = batch
         .batch

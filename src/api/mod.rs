@@ -6,6 +6,7 @@ mod events;
 pub mod publish;
 mod queries;
 mod query;
+pub mod rate_limit;
 mod signature;
 mod state;
 
@@ -32,6 +33,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Over the app's `api_request_rate`: 429 with `Retry-After`.
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 impl ApiError {
@@ -42,6 +46,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -50,7 +55,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = serde_json::json!({ "error": self.to_string(), "code": status.as_u16() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests(_) = self {
+            // Windows are whole seconds: the next one starts within a second.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -79,8 +92,9 @@ pub fn routes() -> Router<AppState> {
 /// A verified request's app and decoded query.
 pub(crate) type Authorized = (std::sync::Arc<crate::apps::App>, Query);
 
-/// Find the app of a request and verify its signature; returns the app and decoded query.
-pub(crate) fn authorize(
+/// Find the app of a request, verify its signature and count it against the app's
+/// `api_request_rate`; returns the app and decoded query.
+pub(crate) async fn authorize(
     state: &AppState,
     app_id: &str,
     method: &axum::http::Method,
@@ -98,6 +112,8 @@ pub(crate) fn authorize(
     if !app.enabled {
         return Err(ApiError::Forbidden("Application is disabled".into()));
     }
+    // Counted only once signed: nobody without the secret can spend an app's budget.
+    state.rate.admit(&app).await?;
     Ok((app, query))
 }
 

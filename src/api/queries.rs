@@ -20,7 +20,7 @@ pub async fn channels(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, query) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, query) = authorize(&state, &app_id, &method, &uri, &body).await?;
     let prefix = query.get("filter_by_prefix").unwrap_or("");
     let info = query.list("info");
     let wants_users = info.iter().any(|i| i == "user_count");
@@ -52,7 +52,7 @@ pub async fn channel(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, query) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, query) = authorize(&state, &app_id, &method, &uri, &body).await?;
     check_channel(&app, &channel)?;
     let info = query.list("info");
     let kind = ChannelKind::of(&channel);
@@ -100,7 +100,7 @@ pub async fn users(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     check_channel(&app, &channel)?;
     if ChannelKind::of(&channel).kind != ChannelKind::Presence {
         return Err(ApiError::BadRequest(
@@ -124,7 +124,7 @@ pub async fn terminate_connections(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     terminate(&state, &app, &user_id)
 }
 
@@ -145,7 +145,7 @@ pub async fn terminate_connections_short(
         .by_key(key)
         .cloned()
         .ok_or_else(|| ApiError::Unauthorized("Unknown auth_key".into()))?;
-    let (app, _) = authorize(&state, &app.id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app.id, &method, &uri, &body).await?;
     terminate(&state, &app, &user_id)
 }
 

@@ -2,6 +2,7 @@
 //! and WebSocket layers. It lives here, below the router (`server.rs`), so the API, the
 //! development routes and the upgrade handler import it without importing the server.
 
+use super::rate_limit::{ApiRateLimiter, WindowCounter};
 use crate::hub::Hub;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,4 +41,23 @@ impl Default for ServerOptions {
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub options: Arc<ServerOptions>,
+    /// Each app's `api_request_rate`, counted on this node or cluster-wide.
+    pub(crate) rate: Arc<ApiRateLimiter>,
+}
+
+impl AppState {
+    /// The state for a hub, with API rates counted on this node.
+    pub fn new(hub: Arc<Hub>, options: ServerOptions) -> AppState {
+        AppState {
+            hub,
+            options: Arc::new(options),
+            rate: Arc::new(ApiRateLimiter::local()),
+        }
+    }
+
+    /// Count API rates with `counter` (cluster-wide) instead of on this node only.
+    pub fn with_rate_counter(mut self, counter: Arc<dyn WindowCounter>) -> AppState {
+        self.rate = Arc::new(ApiRateLimiter::cluster(counter));
+        self
+    }
 }

@@ -22,6 +22,7 @@ pub use event::{Channel, Event, SimpleEvent};
 pub use memory::MemoryBroadcaster;
 pub use redis::RedisBroadcaster;
 
+use crate::api::rate_limit::WindowCounter;
 use crate::api::{check_channel, InvalidChannel, Publication, PublishError};
 use crate::apps::App;
 use crate::hub::{Hub, SocketId};
@@ -89,6 +90,13 @@ pub struct Member {
 pub trait Broadcaster: Send + Sync + 'static {
     /// The hub behind it (the engine the endpoints run on).
     fn hub(&self) -> &Arc<Hub>;
+
+    /// Where the endpoints count each app's `api_request_rate` cluster-wide (`None`: on
+    /// this node).
+    #[doc(hidden)]
+    fn api_rate_counter(&self) -> Option<Arc<dyn WindowCounter>> {
+        None
+    }
 
     /// The app events go to when none is named (the first configured).
     fn default_app(&self) -> Result<Arc<App>, BroadcastError> {
@@ -195,8 +203,9 @@ pub fn websocket_router_with<B: Broadcaster>(
     options: ServerOptions,
 ) -> axum::Router {
     crate::server::spawn_ticker(broadcaster.hub());
-    crate::server::router(AppState {
-        hub: broadcaster.hub().clone(),
-        options: Arc::new(options),
-    })
+    let mut state = AppState::new(broadcaster.hub().clone(), options);
+    if let Some(counter) = broadcaster.api_rate_counter() {
+        state = state.with_rate_counter(counter);
+    }
+    crate::server::router(state)
 }

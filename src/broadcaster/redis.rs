@@ -4,6 +4,8 @@
 
 use super::Broadcaster;
 use crate::adapter::redis::{RedisAdapter, RedisSettings};
+use crate::adapter::redis_counter::RedisCounter;
+use crate::api::rate_limit::WindowCounter;
 use crate::apps::{App, Apps};
 use crate::hub::{Hub, HubSettings};
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use std::sync::Arc;
 pub struct RedisBroadcaster {
     hub: Arc<Hub>,
     adapter: Arc<RedisAdapter>,
+    /// API request rates counted cluster-wide.
+    rate_counter: Arc<RedisCounter>,
 }
 
 impl RedisBroadcaster {
@@ -23,8 +27,13 @@ impl RedisBroadcaster {
         redis: RedisSettings,
     ) -> Result<RedisBroadcaster, String> {
         let hub = Hub::new(Apps::new(apps), settings);
+        let rate_counter = Arc::new(RedisCounter::new(&redis.url, &redis.prefix)?);
         let adapter = RedisAdapter::start(&hub, redis)?;
-        Ok(RedisBroadcaster { hub, adapter })
+        Ok(RedisBroadcaster {
+            hub,
+            adapter,
+            rate_counter,
+        })
     }
 
     pub fn adapter(&self) -> &Arc<RedisAdapter> {
@@ -35,5 +44,9 @@ impl RedisBroadcaster {
 impl Broadcaster for RedisBroadcaster {
     fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    fn api_rate_counter(&self) -> Option<Arc<dyn WindowCounter>> {
+        Some(self.rate_counter.clone())
     }
 }
