@@ -91,7 +91,7 @@ async fn channel_auth(State(state): State<AppState>, headers: HeaderMap, body: B
     let (Some(socket_id), Some(channel)) = (f.get("socket_id"), f.get("channel_name")) else {
         return bad("socket_id and channel_name are required");
     };
-    let Some(app) = state.hub.apps().first() else {
+    let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
     tracing::warn!(
@@ -126,7 +126,7 @@ async fn user_auth(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let Some(socket_id) = f.get("socket_id") else {
         return bad("socket_id is required");
     };
-    let Some(app) = state.hub.apps().first() else {
+    let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
     let user_id = f.get("user_id").cloned().unwrap_or_else(random_user);
@@ -149,7 +149,7 @@ async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
     ) else {
         return bad("channel and event are required");
     };
-    let Some(app) = state.hub.apps().first() else {
+    let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
     let data = match v.get("data") {
@@ -157,7 +157,7 @@ async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
         Some(other) => other.to_string(),
         None => "{}".into(),
     };
-    match Publication::check(app, event.into(), data, vec![channel.into()], None) {
+    match Publication::check(&app, event.into(), data, vec![channel.into()], None) {
         Ok(publication) => {
             publication.send(&state.hub);
             cors(Json(json!({})))

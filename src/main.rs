@@ -2,9 +2,8 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::config::{Cli, ProcessEnv};
-use rf_broadcast::{apps::Apps, server, AppState, Hub};
-use std::sync::Arc;
+use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::{AppState, Apps, Hub};
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
 // RSS per idle connection (BENCHMARKS.md). Library users keep their own allocator.
@@ -47,7 +46,7 @@ fn main() {
     }
 }
 
-async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
+async fn run(config: Config) -> std::io::Result<()> {
     let socket = if config.addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -97,12 +96,11 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
     }
     let mut state = AppState::new(hub, config.server.clone());
     if let Some(redis) = &config.redis {
-        let counter =
-            rf_broadcast::adapter::redis_counter::RedisCounter::new(&redis.url, &redis.prefix)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        state = state.with_rate_counter(Arc::new(counter));
+        state = state
+            .with_redis_rate_limits(redis)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     }
-    let result = server::serve(listener, state, shutdown_signal()).await;
+    let result = rf_broadcast::serve(listener, state, shutdown_signal()).await;
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left.
         adapter.flush(std::time::Duration::from_secs(2)).await;

@@ -55,7 +55,8 @@ async fn other_origins_are_refused_with_4009() {
         let mut c = connect_from(&server, origin).await;
         expect_refused(&mut c).await;
     }
-    assert_eq!(server.hub.connection_count(), 2);
+    let live = rf_broadcast::MemoryBroadcaster::from_hub(server.hub.clone());
+    assert_eq!(rf_broadcast::Broadcaster::connections(&live), 2);
     server.stop().await;
 }
 

@@ -6,11 +6,17 @@
 mod common;
 
 use common::*;
-use rf_broadcast::adapter::redis_counter::RedisCounter;
-use rf_broadcast::{apps::Apps, App, AppState, Hub, HubSettings, ServerOptions};
+use rf_broadcast::{App, AppState, Apps, Hub, HubSettings, RedisSettings, ServerOptions};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn redis(url: &str, prefix: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.into(),
+        prefix: prefix.into(),
+        ..RedisSettings::default()
+    }
+}
 
 fn limited(rate: u32) -> App {
     App {
@@ -112,9 +118,9 @@ async fn with_redis_the_rate_holds_across_nodes() {
     let mut nodes = Vec::new();
     for _ in 0..2 {
         let hub = Hub::new(Apps::new(vec![limited(6)]), HubSettings::default());
-        let counter = RedisCounter::new("redis://127.0.0.1:6379", &prefix).unwrap();
-        let state =
-            AppState::new(hub, ServerOptions::default()).with_rate_counter(Arc::new(counter));
+        let state = AppState::new(hub, ServerOptions::default())
+            .with_redis_rate_limits(&redis("redis://127.0.0.1:6379", &prefix))
+            .unwrap();
         nodes.push(TestServer::from_state(state, limited(6)).await);
     }
     // Warm both Redis connections, then a burst of 4 per node in one second: 8 > 6.
@@ -143,8 +149,9 @@ async fn with_redis_the_rate_holds_across_nodes() {
 async fn an_unreachable_redis_falls_back_to_the_node_count() {
     let port = free_port();
     let hub = Hub::new(Apps::new(vec![limited(3)]), HubSettings::default());
-    let counter = RedisCounter::new(&format!("redis://127.0.0.1:{port}"), "x").unwrap();
-    let state = AppState::new(hub, ServerOptions::default()).with_rate_counter(Arc::new(counter));
+    let state = AppState::new(hub, ServerOptions::default())
+        .with_redis_rate_limits(&redis(&format!("redis://127.0.0.1:{port}"), "x"))
+        .unwrap();
     let server = TestServer::from_state(state, limited(3)).await;
     start_of_a_second().await;
     let mut statuses = Vec::new();

@@ -18,7 +18,7 @@
 //! heartbeats for `node_expiry` is forgotten: its members leave (each node tells its own
 //! subscribers, so every client hears `member_removed` once). See DESIGN.md.
 
-use super::{Adapter, ClusterEvent, Remote};
+use crate::hub::{Adapter, ClusterEvent, Remote};
 use crate::hub::{Hub, SocketId};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;

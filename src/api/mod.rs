@@ -103,9 +103,7 @@ pub(crate) async fn authorize(
 ) -> Result<Authorized, ApiError> {
     let app = state
         .hub
-        .apps()
-        .by_id(app_id)
-        .cloned()
+        .app_by_id(app_id)
         .ok_or_else(|| ApiError::NotFound(format!("The app {app_id} could not be found.")))?;
     let query = Query::of(uri);
     verify(&app, method.as_str(), uri.path(), &query, body)?;

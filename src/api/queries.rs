@@ -158,10 +158,5 @@ fn terminate(state: &AppState, app: &App, user_id: &str) -> Result<Json<Value>, 
     }
     let app_id = app.id.as_str();
     state.hub.terminate_user(app_id, user_id);
-    state
-        .hub
-        .tell_cluster(app_id, || crate::adapter::ClusterEvent::Terminate {
-            user_id: user_id.to_string(),
-        });
     Ok(Json(json!({})))
 }

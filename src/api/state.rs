@@ -56,7 +56,7 @@ impl AppState {
     }
 
     /// Count API rates with `counter` (cluster-wide) instead of on this node only.
-    pub fn with_rate_counter(mut self, counter: Arc<dyn WindowCounter>) -> AppState {
+    pub(crate) fn with_rate_counter(mut self, counter: Arc<dyn WindowCounter>) -> AppState {
         self.rate = Arc::new(ApiRateLimiter::cluster(counter));
         self
     }

@@ -22,7 +22,6 @@ pub use event::{Channel, Event, SimpleEvent};
 pub use memory::MemoryBroadcaster;
 pub use redis::RedisBroadcaster;
 
-use crate::api::rate_limit::WindowCounter;
 use crate::api::{check_channel, InvalidChannel, Publication, PublishError};
 use crate::apps::App;
 use crate::hub::{Hub, SocketId};
@@ -91,11 +90,10 @@ pub trait Broadcaster: Send + Sync + 'static {
     /// The hub behind it (the engine the endpoints run on).
     fn hub(&self) -> &Arc<Hub>;
 
-    /// Where the endpoints count each app's `api_request_rate` cluster-wide (`None`: on
-    /// this node).
+    /// The state the endpoints run on (the Redis broadcaster counts API rates cluster-wide).
     #[doc(hidden)]
-    fn api_rate_counter(&self) -> Option<Arc<dyn WindowCounter>> {
-        None
+    fn app_state(&self, options: ServerOptions) -> AppState {
+        AppState::new(self.hub().clone(), options)
     }
 
     /// The app events go to when none is named (the first configured).
@@ -192,7 +190,7 @@ fn find_connection(
 }
 
 /// The Pusher endpoints (`/app/{key}`, `/apps/{app_id}/...`, `/up`) as a router to merge into
-/// any axum app. Starts the hub's periodic tick.
+/// any axum app. Starts the hub's periodic tick (once per hub, however many routers).
 pub fn websocket_router<B: Broadcaster>(broadcaster: &B) -> axum::Router {
     websocket_router_with(broadcaster, ServerOptions::default())
 }
@@ -202,10 +200,5 @@ pub fn websocket_router_with<B: Broadcaster>(
     broadcaster: &B,
     options: ServerOptions,
 ) -> axum::Router {
-    crate::server::spawn_ticker(broadcaster.hub());
-    let mut state = AppState::new(broadcaster.hub().clone(), options);
-    if let Some(counter) = broadcaster.api_rate_counter() {
-        state = state.with_rate_counter(counter);
-    }
-    crate::server::router(state)
+    crate::server::router(broadcaster.app_state(options))
 }

@@ -5,7 +5,7 @@
 use super::Broadcaster;
 use crate::adapter::redis::{RedisAdapter, RedisSettings};
 use crate::adapter::redis_counter::RedisCounter;
-use crate::api::rate_limit::WindowCounter;
+use crate::api::{AppState, ServerOptions};
 use crate::apps::{App, Apps};
 use crate::hub::{Hub, HubSettings};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ impl Broadcaster for RedisBroadcaster {
         &self.hub
     }
 
-    fn api_rate_counter(&self) -> Option<Arc<dyn WindowCounter>> {
-        Some(self.rate_counter.clone())
+    fn app_state(&self, options: ServerOptions) -> AppState {
+        AppState::new(self.hub.clone(), options).with_rate_counter(self.rate_counter.clone())
     }
 }

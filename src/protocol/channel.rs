@@ -45,14 +45,6 @@ impl ChannelKind {
         ChannelInfo { kind, cache }
     }
 
-    /// Private, encrypted and presence channels need a signature to join.
-    pub fn needs_auth(self) -> bool {
-        matches!(
-            self,
-            ChannelKind::Private | ChannelKind::Encrypted | ChannelKind::Presence
-        )
-    }
-
     /// Client events are allowed on private and presence channels only.
     pub fn allows_client_events(self) -> bool {
         matches!(self, ChannelKind::Private | ChannelKind::Presence)

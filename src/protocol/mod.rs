@@ -7,7 +7,7 @@
 pub mod channel;
 pub mod error;
 
-pub use channel::{validate_channel_name, ChannelKind, ChannelNameError};
+pub use channel::{validate_channel_name, ChannelKind};
 pub use error::ErrorCode;
 
 use axum::extract::ws::Utf8Bytes;
