@@ -31,6 +31,7 @@ mod broadcaster;
 mod config;
 mod dev;
 mod hub;
+mod metrics;
 mod protocol;
 mod server;
 mod ws;
@@ -50,7 +51,8 @@ pub use server::{serve, AppState, ServerOptions};
 /// What the `rf-broadcast` binary needs beyond the library face: the command line.
 #[doc(hidden)]
 pub mod cli {
-    pub use crate::config::{Cli, Config, ProcessEnv};
+    pub use crate::config::{Cli, Config, MetricsListen, ProcessEnv};
+    pub use crate::metrics::{serve_metrics, Metrics};
 }
 
 #[doc(hidden)]

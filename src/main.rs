@@ -2,7 +2,7 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::cli::{serve_metrics, Cli, Config, Metrics, MetricsListen, ProcessEnv};
 use rf_broadcast::{AppState, Apps, Hub};
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
@@ -95,6 +95,21 @@ async fn run(config: Config) -> std::io::Result<()> {
         );
     }
     let mut state = AppState::new(hub, config.server.clone());
+    if let Some(listen) = config.metrics {
+        if let Some(listener) = bind_metrics(listen).await {
+            let metrics = Metrics::new();
+            if let Some(adapter) = &adapter {
+                let adapter = adapter.clone();
+                metrics.set_adapter("redis", move || adapter.connected());
+            }
+            state = state.with_metrics(&metrics);
+            tokio::spawn(async move {
+                if let Err(e) = serve_metrics(listener, metrics).await {
+                    tracing::warn!("metrics listener stopped: {e}");
+                }
+            });
+        }
+    }
     if let Some(redis) = &config.redis {
         state = state
             .with_redis_rate_limits(redis)
@@ -106,6 +121,35 @@ async fn run(config: Config) -> std::io::Result<()> {
         adapter.flush(std::time::Duration::from_secs(2)).await;
     }
     result
+}
+
+/// Bind the metrics listener. An address the operator chose must be free (exit 2 otherwise);
+/// the default one is best-effort, so a second node on the same machine still starts.
+async fn bind_metrics(listen: MetricsListen) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen.addr).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().map_or(listen.addr, |a| a);
+            tracing::info!("metrics: http://{addr}/metrics");
+            Some(listener)
+        }
+        Err(e) if listen.explicit => {
+            eprintln!(
+                "rf-broadcast: cannot listen for metrics on {}: {e}; pick another address with \
+                 --metrics-host/--metrics-port (or RF_METRICS_HOST/RF_METRICS_PORT), or turn \
+                 metrics off with --metrics false",
+                listen.addr
+            );
+            std::process::exit(2);
+        }
+        Err(e) => {
+            tracing::warn!(
+                "metrics are off: cannot listen on the default {} ({e}); set --metrics-port to \
+                 serve them elsewhere",
+                listen.addr
+            );
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

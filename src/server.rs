@@ -31,7 +31,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/app/{key}", get(ws_upgrade))
         .route("/up", get(|| async { "OK" }))
-        .merge(crate::api::routes());
+        .merge(crate::api::routes(&state));
     if state.options.dev_auth {
         router = router.merge(crate::dev::routes());
     }
@@ -70,6 +70,12 @@ async fn ws_upgrade(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
+    if let (Some(metrics), Some(app)) = (&state.metrics, &handshake.app) {
+        // The ws layer refuses it after the upgrade; the hub never sees the connection.
+        if !app.origin_allowed(handshake.origin.as_deref()) {
+            metrics.refused(&app.id, "origin");
+        }
+    }
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();
     hub.start_ticker();

@@ -3,6 +3,7 @@
 //! runs. Errors become an HTTP status and `{"error": "..."}` in one place ([`ApiError`]).
 
 mod events;
+mod observe;
 pub mod publish;
 mod queries;
 mod query;
@@ -67,9 +68,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API routes, to be given the server's state.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The API routes, to be given the server's state (timed and counted when metrics are on).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/apps/{app_id}/events", post(events::events))
         .route("/apps/{app_id}/batch_events", post(events::batch_events))
         .route("/apps/{app_id}/channels", get(queries::channels))
@@ -86,7 +87,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/users/{user_id}/terminate_connections",
             post(queries::terminate_connections_short),
-        )
+        );
+    match state.metrics {
+        Some(_) => routes.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::record,
+        )),
+        None => routes,
+    }
 }
 
 /// A verified request's app and decoded query.

@@ -4,6 +4,7 @@
 
 use super::rate_limit::{ApiRateLimiter, WindowCounter};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub options: Arc<ServerOptions>,
     /// Each app's `api_request_rate`, counted on this node or cluster-wide.
     pub(crate) rate: Arc<ApiRateLimiter>,
+    /// Prometheus metrics, when they are on.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl AppState {
@@ -52,7 +55,19 @@ impl AppState {
             hub,
             options: Arc::new(options),
             rate: Arc::new(ApiRateLimiter::local()),
+            metrics: None,
         }
+    }
+
+    /// Record metrics in `metrics`: registers its observer with the hub (call it once per
+    /// hub, inside a tokio runtime) and times the HTTP API.
+    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> AppState {
+        for app in self.hub.apps().iter() {
+            metrics.init_app(&app.id);
+        }
+        crate::metrics::observe(&self.hub, metrics.clone());
+        self.metrics = Some(metrics.clone());
+        self
     }
 
     /// Count API rates with `counter` (cluster-wide) instead of on this node only.
