@@ -57,6 +57,16 @@ pub struct App {
     /// HTTP API requests per second this app may make (cluster-wide with the Redis adapter);
     /// beyond it: 429 with `Retry-After`. `None`: no limit.
     pub api_request_rate: Option<u32>,
+    /// Missed-message recovery: seconds a dropped connection's place is kept, and events are
+    /// buffered for it (0: off). Clients opt in with a lineage path (`/l/{id}/app/{key}`).
+    pub recovery_window: u64,
+    /// Channel-name patterns (`*` matches any run of characters) whose events are buffered for
+    /// recovery; empty: every channel.
+    pub recovery_channels: Vec<String>,
+    /// Most events buffered per recovered channel (the oldest go first).
+    pub recovery_max_events: usize,
+    /// Most bytes of buffered events per app (the oldest go first).
+    pub recovery_max_bytes: usize,
 }
 
 impl Default for App {
@@ -85,6 +95,10 @@ impl Default for App {
             max_watchlist: 100,
             allowed_origins: Vec::new(),
             api_request_rate: None,
+            recovery_window: 0,
+            recovery_channels: Vec::new(),
+            recovery_max_events: 100,
+            recovery_max_bytes: 8 * 1024 * 1024,
         }
     }
 }

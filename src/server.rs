@@ -8,7 +8,7 @@ use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     state.hub.start_ticker();
     let mut router = Router::new()
         .route("/app/{key}", get(ws_upgrade))
+        .route("/l/{lineage}/app/{key}", get(lineage_upgrade))
         .route("/up", get(|| async { "OK" }))
         .merge(crate::api::routes(&state));
     if state.options.dev_auth {
@@ -52,12 +53,45 @@ fn normalize_prefix(raw: &str) -> Option<String> {
     (!trimmed.is_empty()).then(|| format!("/{trimmed}"))
 }
 
+/// `/l/{lineage}/app/{key}`: a connection that opted in to missed-message recovery. An
+/// invalid lineage id gets the same answer as an unknown path.
+async fn lineage_upgrade(
+    State(state): State<AppState>,
+    Path((lineage, key)): Path<(String, String)>,
+    query: RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !crate::hub::valid_lineage(&lineage) {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    upgrade_with(
+        state,
+        key,
+        query,
+        headers,
+        upgrade,
+        Some(Arc::from(lineage)),
+    )
+}
+
 async fn ws_upgrade(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade_with(state, key, query, headers, upgrade, None)
+}
+
+fn upgrade_with(
+    state: AppState,
+    key: String,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
+    lineage: Option<Arc<str>>,
 ) -> Response {
     let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
         .get("protocol")
@@ -69,6 +103,7 @@ async fn ws_upgrade(
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        lineage,
     };
     if let (Some(metrics), Some(app)) = (&state.metrics, &handshake.app) {
         // The ws layer refuses it after the upgrade; the hub never sees the connection.

@@ -5,7 +5,7 @@ use super::query::split_list;
 use super::AppState;
 use super::{authorize, ApiError, Publication};
 use crate::apps::App;
-use crate::protocol::ChannelKind;
+use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{Method, Uri};
@@ -71,7 +71,7 @@ async fn channel_info(state: &AppState, app_id: &str, ev: &ValidEvent) -> Value 
     for c in &ev.publication.channels {
         let stats = state.hub.cluster_channel(app_id, c).await;
         let mut attrs = Map::new();
-        let presence = ChannelKind::of(c).kind == ChannelKind::Presence;
+        let presence = ChannelInfo::of(c).kind == ChannelKind::Presence;
         for attr in &ev.info {
             match attr.as_str() {
                 "subscription_count" => {

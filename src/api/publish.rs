@@ -10,7 +10,7 @@
 
 use crate::apps::App;
 use crate::hub::{Hub, SocketId};
-use crate::protocol::{validate_channel_name, ChannelKind};
+use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
 use std::collections::HashSet;
 
 /// An event that passed the gate, ready to send.
@@ -100,7 +100,7 @@ impl Publication {
         if channels.len() > 1
             && channels
                 .iter()
-                .any(|c| ChannelKind::of(c).kind == ChannelKind::Encrypted)
+                .any(|c| ChannelInfo::of(c).kind == ChannelKind::Encrypted)
         {
             return Err(PublishError::EncryptedNotAlone);
         }

@@ -5,7 +5,7 @@
 use super::AppState;
 use super::{authorize, check_channel, ApiError, Query};
 use crate::apps::App;
-use crate::protocol::ChannelKind;
+use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{Method, Uri};
@@ -55,7 +55,7 @@ pub async fn channel(
     let (app, query) = authorize(&state, &app_id, &method, &uri, &body).await?;
     check_channel(&app, &channel)?;
     let info = query.list("info");
-    let kind = ChannelKind::of(&channel);
+    let kind = ChannelInfo::of(&channel);
     let presence = kind.kind == ChannelKind::Presence;
     if info.iter().any(|i| i == "user_count") && !presence {
         return Err(ApiError::BadRequest(
@@ -102,7 +102,7 @@ pub async fn users(
 ) -> Result<Json<Value>, ApiError> {
     let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     check_channel(&app, &channel)?;
-    if ChannelKind::of(&channel).kind != ChannelKind::Presence {
+    if ChannelInfo::of(&channel).kind != ChannelKind::Presence {
         return Err(ApiError::BadRequest(
             "Users can only be listed for presence channels".into(),
         ));

@@ -10,14 +10,14 @@ use super::channels::{entry, ChannelState};
 use super::events::{HubEvent, MemberChange};
 use super::registry::AppHub;
 use super::Hub;
-use crate::protocol::{self, ChannelKind};
+use crate::protocol::{self, ChannelInfo, ChannelKind};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 impl AppHub {
     fn remote_member_added(&self, channel: &str, node: &Arc<str>, user_id: &str, info: &RawValue) {
-        if ChannelKind::of(channel).kind != ChannelKind::Presence {
+        if ChannelInfo::of(channel).kind != ChannelKind::Presence {
             return;
         }
         let mut shard = self.shard(channel).write();
