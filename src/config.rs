@@ -577,4 +577,48 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--port", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--activity-timeout", "0"]).is_err());
     }
+
+    #[test]
+    fn origins_rates_and_the_metrics_listener() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.apps[0].allowed_origins.is_empty());
+        assert_eq!(c.apps[0].api_request_rate, None);
+        assert_eq!(
+            c.metrics,
+            Some(MetricsListen {
+                addr: "127.0.0.1:9601".parse().unwrap(),
+                explicit: false
+            })
+        );
+        let c = resolve(
+            &[
+                "--allowed-origins",
+                "https://*.example.com, example.org",
+                "--api-request-rate",
+                "50",
+                "--metrics-port",
+                "9700",
+            ],
+            &[("RF_METRICS_HOST", "0.0.0.0")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.apps[0].allowed_origins,
+            ["https://*.example.com", "example.org"]
+        );
+        assert_eq!(c.apps[0].api_request_rate, Some(50));
+        assert_eq!(
+            c.metrics,
+            Some(MetricsListen {
+                addr: "0.0.0.0:9700".parse().unwrap(),
+                explicit: true
+            })
+        );
+        assert!(resolve(&["--metrics", "false"], &[])
+            .unwrap()
+            .metrics
+            .is_none());
+        assert!(resolve(&[], &[("RF_METRICS_PORT", "x")]).is_err());
+        assert!(resolve(&["--metrics-host", "nope"], &[]).is_err());
+    }
 }
