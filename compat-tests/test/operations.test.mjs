@@ -200,6 +200,8 @@ test('metrics: GET /metrics on its own port parses with prometheus_client, and c
       sample(m, 'rf_broadcast_connections_closed_total', { ...app, code: 'none' }) === 2;
   }, 5000, 'the closed connection counted');
   assert.equal(sample(m, 'rf_broadcast_connections_opened_total', app), 3);
+  assert.equal(sample(m, 'rf_broadcast_refusals_total', { ...app, reason: 'Invalid signature' }), 1,
+    'the refused subscription, by reason without its details');
   assert.equal(sample(m, 'rf_broadcast_subscriptions', app), 1);
   assert.equal(sample(m, 'rf_broadcast_metrics_events_dropped_total'), 0);
 });

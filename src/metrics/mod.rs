@@ -231,6 +231,7 @@ impl Metrics {
     /// `api_rate_limit`, or the hub's subscription refusal). Past [`MAX_REASONS`] distinct
     /// reasons, new ones count as `other`, so a label never grows without bound.
     pub fn refused(&self, app_id: &str, reason: &str) {
+        let reason = reason_label(reason);
         let label = {
             let mut seen = self.reasons.lock();
             if seen.contains(reason) {
@@ -265,6 +266,24 @@ impl Metrics {
     }
 }
 
+/// A refusal reason as a label: the message up to its first detail (`:`, a quote or a
+/// bracket), so `Invalid signature: expected HMAC of '1.2:private-x'` counts as
+/// `Invalid signature` and socket ids or channel names never become label values.
+fn reason_label(reason: &str) -> &str {
+    let end = reason
+        .find(|c: char| matches!(c, ':' | '\'' | '"' | '(' | '['))
+        .unwrap_or(reason.len());
+    let label = reason[..end].trim();
+    let mut cut = label.len().min(64);
+    while !label.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    match &label[..cut] {
+        "" => "unspecified",
+        l => l,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +300,21 @@ mod tests {
         assert!(text.contains(r#"rf_broadcast_adapter_connected{adapter="local"} 1"#));
         #[cfg(target_os = "linux")]
         assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    #[test]
+    fn reasons_lose_their_details() {
+        assert_eq!(
+            reason_label("Invalid signature: expected HMAC of '1.2:private-x'"),
+            "Invalid signature"
+        );
+        assert_eq!(
+            reason_label("Invalid channel name 'a b'"),
+            "Invalid channel name"
+        );
+        assert_eq!(reason_label("origin"), "origin");
+        assert_eq!(reason_label(": x"), "unspecified");
+        assert_eq!(reason_label(&"é".repeat(100)).len(), 64);
     }
 
     #[test]
