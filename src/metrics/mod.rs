@@ -271,7 +271,7 @@ impl Metrics {
 /// `Invalid signature` and socket ids or channel names never become label values.
 fn reason_label(reason: &str) -> &str {
     let end = reason
-        .find(|c: char| matches!(c, ':' | '\'' | '"' | '(' | '['))
+        .find([':', '\'', '"', '(', '['])
         .unwrap_or(reason.len());
     let label = reason[..end].trim();
     let mut cut = label.len().min(64);
