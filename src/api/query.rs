@@ -23,6 +23,17 @@ impl Query {
         Query { pairs }
     }
 
+    /// Decode a form body (`application/x-www-form-urlencoded`) strictly: `None` when a key
+    /// or value does not decode to UTF-8 (a query string is decoded leniently instead).
+    pub fn parse_form(raw: &str) -> Option<Query> {
+        let mut pairs = Vec::new();
+        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            pairs.push((decode_strict(k)?, decode_strict(v)?));
+        }
+        Some(Query { pairs })
+    }
+
     /// The query of a request URI.
     pub fn of(uri: &axum::http::Uri) -> Query {
         Query::parse(uri.query().unwrap_or(""))
@@ -61,6 +72,14 @@ pub fn split_list(list: &str) -> Vec<String> {
         .collect()
 }
 
+fn decode_strict(s: &str) -> Option<String> {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
 fn decode(s: &str) -> String {
     let s = s.replace('+', " ");
     percent_encoding::percent_decode_str(&s)
@@ -89,6 +108,14 @@ mod tests {
         );
         assert_eq!(q.get("x"), Some("a b"));
         assert_eq!(q.get("missing"), None);
+    }
+
+    #[test]
+    fn forms_decode_strictly() {
+        let q = Query::parse_form("socket_id=1.2&channel_name=private-a%2Bb+c").unwrap();
+        assert_eq!(q.get("channel_name"), Some("private-a+b c"));
+        assert!(Query::parse_form("a=%FF").is_none());
+        assert_eq!(Query::parse("a=%FF").get("a"), Some("\u{fffd}"));
     }
 
     #[test]
