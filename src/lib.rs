@@ -34,6 +34,7 @@ mod config;
 mod dev;
 mod env;
 mod hub;
+mod metrics;
 mod protocol;
 mod ratelog;
 mod redis_probe;
@@ -42,7 +43,7 @@ mod startup;
 mod ws;
 
 // The library face: what an embedding app uses.
-pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
+pub use adapter::redis::{RedisAdapter, RedisSettings};
 pub use apps::App;
 pub use authorize::{
     authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,
@@ -50,7 +51,7 @@ pub use authorize::{
 };
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
-    MemoryBroadcaster, SimpleEvent,
+    MemoryBroadcaster, RedisBroadcaster, SimpleEvent,
 };
 // What `serve` and `RedisAdapter::start` take: a hub and its settings.
 pub use apps::Apps;
@@ -61,7 +62,8 @@ pub use server::{serve, AppState, ServerOptions};
 #[doc(hidden)]
 pub mod cli {
     pub use crate::appstore::commands::run as run_apps_command;
-    pub use crate::config::{Cli, Command, Config, ProcessEnv};
+    pub use crate::config::{Cli, Command, Config, MetricsListen, ProcessEnv};
+    pub use crate::metrics::{serve_metrics, Metrics};
     pub use crate::startup::{prepare, spawn_app_reloads};
 }
 

@@ -136,6 +136,23 @@ async fn subcommands_and_two_nodes_following_live() {
     let (code, out, _) = apps(&url, &["list"]);
     assert_eq!(code, 0);
     assert!(out.contains("ka") && !out.contains(&secret_a[4..]), "{out}");
+    // A list setting goes into its JSONB column and comes back.
+    let (code, _, err) = apps(
+        &url,
+        &[
+            "set",
+            "a",
+            "allowed_origins",
+            r#"["https://*.example.com"]"#,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = apps(&url, &["list"]);
+    assert!(
+        out.contains(r#"allowed_origins=["https://*.example.com"]"#),
+        "{out}"
+    );
+    assert_eq!(apps(&url, &["set", "a", "allowed_origins", "null"]).0, 0);
     let (code, _, err) = apps(&url, &["add", "--id", "a", "--key", "other"]);
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");

@@ -102,6 +102,12 @@ app_settings! {
     max_channels_per_connection: usize,
     cache_ttl: u64,
     max_watchlist: usize,
+    allowed_origins: Vec<String>,
+    api_request_rate: Option<u32>,
+    recovery_window: u64,
+    recovery_channels: Vec<String>,
+    recovery_max_events: usize,
+    recovery_max_bytes: usize,
 }
 
 /// Which required credential is wrong, if any.
@@ -179,6 +185,7 @@ mod tests {
         assert!(!settable("id") && !settable("nope"));
         assert!(SETTINGS.contains(&("max_connections", "BIGINT")));
         assert!(SETTINGS.contains(&("enabled", "BOOLEAN")));
+        assert!(SETTINGS.contains(&("allowed_origins", "JSONB")));
     }
 
     #[test]
