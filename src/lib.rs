@@ -31,8 +31,12 @@ pub mod broadcaster;
 pub mod config;
 mod dev;
 pub mod hub;
+mod listener;
 pub mod protocol;
+mod readiness;
+mod reload;
 pub mod server;
+mod tls;
 pub mod ws;
 
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
@@ -42,4 +46,7 @@ pub use broadcaster::{
     MemoryBroadcaster, SimpleEvent,
 };
 pub use hub::{Hub, HubSettings};
-pub use server::{serve, AppState, ServerOptions};
+pub use readiness::Readiness;
+pub use reload::ReloadHooks;
+pub use server::{serve, serve_with, AppState, ServerOptions, Serving};
+pub use tls::{Tls, TlsError, TlsFiles};
