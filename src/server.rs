@@ -5,12 +5,12 @@
 
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
+use crate::readiness::Readiness;
+use crate::tls::Tls;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
-use crate::readiness::Readiness;
-use crate::tls::Tls;
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -185,7 +185,8 @@ pub async fn serve_with(
         max_pending_handshakes: options.max_pending_handshakes,
         connection_rate_per_ip: options.connection_rate_per_ip,
     };
-    let stopped = crate::listener::accept_until(listener, app, settings, serving.tls, shutdown).await;
+    let stopped =
+        crate::listener::accept_until(listener, app, settings, serving.tls, shutdown).await;
     serving.readiness.start_draining();
     let deadline = tokio::time::Instant::now() + options.shutdown_grace;
     close_all(&hub, options.shutdown_grace).await;

@@ -79,6 +79,9 @@ async fn client(port: u16) -> Client {
     .await
 }
 
+/// One readiness poll: time since the poller started, and the status (None: no answer).
+type Poll = (Duration, Option<u16>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_closes_every_client_with_4200_and_exits() {
     let (mut child, port) = start(&["--drain-delay", "1", "--shutdown-grace", "2"]);
@@ -91,7 +94,7 @@ async fn sigterm_drains_then_closes_every_client_with_4200_and_exits() {
     }
 
     // A readiness poller, as a load balancer runs it: (time since SIGTERM, status).
-    let seen: Arc<Mutex<Vec<(Duration, Option<u16>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Poll>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let poller = {
@@ -115,7 +118,10 @@ async fn sigterm_drains_then_closes_every_client_with_4200_and_exits() {
     assert_eq!(status(port, "/up").await, Some(200));
     let mut late = client(port).await;
     late.subscribe("late").await;
-    assert!(sent.elapsed() < Duration::from_millis(900), "drain test too slow");
+    assert!(
+        sent.elapsed() < Duration::from_millis(900),
+        "drain test too slow"
+    );
 
     // After the drain delay every client, the late one too, is told to reconnect.
     clients.push(late);
@@ -185,7 +191,10 @@ async fn sighup_does_not_kill_the_process() {
     c.subscribe("before-hup").await;
     signal(&child, "HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(child.0.try_wait().unwrap().is_none(), "SIGHUP ended the process");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "SIGHUP ended the process"
+    );
     assert_eq!(status(port, "/ready").await, Some(200));
     c.subscribe("after-hup").await;
 }

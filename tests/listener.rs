@@ -102,9 +102,11 @@ async fn slowloris_sockets_do_not_stop_a_client_and_are_closed_within_the_timeou
         tasks.push(tokio::spawn(async move {
             let mut buf = [0u8; 256];
             if i % 2 == 1 {
-                tcp.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
-                    .await
-                    .unwrap();
+                tcp.write_all(
+                    b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n",
+                )
+                .await
+                .unwrap();
             }
             let mut trickle = tokio::time::interval(Duration::from_millis(300));
             loop {
@@ -137,7 +139,10 @@ async fn slowloris_sockets_do_not_stop_a_client_and_are_closed_within_the_timeou
 
     let mut latest = Duration::ZERO;
     for task in tasks {
-        let closed = task.await.unwrap().expect("a slowloris socket was left open");
+        let closed = task
+            .await
+            .unwrap()
+            .expect("a slowloris socket was left open");
         latest = latest.max(closed);
     }
     eprintln!("last slowloris socket closed after {latest:?}");
@@ -303,8 +308,14 @@ async fn upgrades_over_the_rate_per_ip_get_429_before_the_upgrade() {
     for _ in 0..10 {
         answers.push(raw_upgrade([127, 0, 0, 3], s.addr).await);
     }
-    assert!(start.elapsed() < Duration::from_millis(900), "too slow to test");
-    let ok = answers.iter().filter(|a| a.starts_with("http/1.1 101")).count();
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "too slow to test"
+    );
+    let ok = answers
+        .iter()
+        .filter(|a| a.starts_with("http/1.1 101"))
+        .count();
     let refused: Vec<_> = answers
         .iter()
         .filter(|a| a.starts_with("http/1.1 429"))

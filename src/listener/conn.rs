@@ -190,7 +190,8 @@ fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
 
 /// 429 for an upgrade over `--connection-rate-per-ip`, before any WebSocket exists.
 fn too_many_connections() -> Response<Body> {
-    let body = r#"{"error":"Too many new connections from this address; retry in a second","code":429}"#;
+    let body =
+        r#"{"error":"Too many new connections from this address; retry in a second","code":429}"#;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let headers = response.headers_mut();

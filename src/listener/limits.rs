@@ -49,7 +49,11 @@ struct RateWindows {
 
 impl Limits {
     /// `0` turns a limit off.
-    pub(crate) fn new(max_per_ip: usize, max_pending: usize, upgrades_per_second: u32) -> Arc<Self> {
+    pub(crate) fn new(
+        max_per_ip: usize,
+        max_pending: usize,
+        upgrades_per_second: u32,
+    ) -> Arc<Self> {
         Arc::new(Limits {
             max_per_ip,
             max_pending,
@@ -186,7 +190,11 @@ mod tests {
         let _p2 = limits.admit(B).unwrap();
         assert_eq!(limits.admit(A).err(), Some(Refusal::Pending));
         assert_eq!(limits.pending(), 2);
-        assert_eq!(limits.open_from(A), 1, "the refused socket gave its IP slot back");
+        assert_eq!(
+            limits.open_from(A),
+            1,
+            "the refused socket gave its IP slot back"
+        );
         drop(p1.1);
         assert!(limits.admit(A).is_ok());
     }
