@@ -94,6 +94,10 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         };
         err("key", &files.key, reason)
     })?;
+    // ring, not aws-lc-rs (which needs cmake and nasm to build). rustls 0.23.48 deprecates
+    // ring's provider because it has no post-quantum key exchange; X25519 and the NIST curves
+    // remain, which every client here negotiates.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

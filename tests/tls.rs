@@ -52,6 +52,7 @@ fn write_pair(dir: &Path, cert: &str, key: &str) -> (PathBuf, PathBuf) {
 fn connector(der: &[u8]) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(der.to_vec())).unwrap();
+    #[allow(deprecated)] // the server's provider (ring), see src/tls.rs
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
