@@ -194,6 +194,21 @@ async fn an_api_body_that_never_arrives_and_an_idle_keep_alive_socket_are_closed
         .expect("an idle keep-alive socket stayed open");
     assert!(idle.elapsed() >= Duration::from_millis(400));
 
+    // A request head past the 64 KiB buffer is answered 431, not buffered whole.
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    let big = format!(
+        "GET /up HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(300_000)
+    );
+    let _ = tcp.write_all(big.as_bytes()).await;
+    let mut head = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut head)).await;
+    assert!(
+        head.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+
     // A WebSocket is not subject to it.
     let mut c = s.client().await;
     tokio::time::sleep(Duration::from_millis(800)).await;
