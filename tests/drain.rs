@@ -1,7 +1,7 @@
 //! Health and drain, through the binary and its signals: `/ready` turns 503 the moment SIGTERM
 //! arrives while `/up` stays 200, new clients are still served during `--drain-delay`, then every
 //! client gets 4200 and the process exits within `--shutdown-grace`; a second SIGTERM exits at
-//! once; SIGHUP no longer kills the process.
+//! once; SIGHUP no longer kills the process; `/ready` follows the Redis adapter's connection.
 
 mod common;
 
@@ -197,4 +197,55 @@ async fn sighup_does_not_kill_the_process() {
     );
     assert_eq!(status(port, "/ready").await, Some(200));
     c.subscribe("after-hup").await;
+}
+
+fn start_redis(port: u16) -> KillOnDrop {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on the PATH");
+    KillOnDrop(child)
+}
+
+async fn ready_becomes(port: u16, want: u16, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if status(port, "/ready").await == Some(want) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn ready_follows_the_redis_adapter_while_up_stays_200() {
+    let redis_port = free_port();
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let (_child, port) = start(&["--adapter", "redis", "--redis-url", &url]);
+    // Redis is not there yet: alive, not ready.
+    let mut up = false;
+    for _ in 0..100 {
+        if status(port, "/up").await == Some(200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "server did not come up");
+    assert_eq!(status(port, "/ready").await, Some(503));
+    let redis = start_redis(redis_port);
+    assert!(
+        ready_becomes(port, 200, Duration::from_secs(10)).await,
+        "not ready once Redis is up"
+    );
+    drop(redis);
+    assert!(
+        ready_becomes(port, 503, Duration::from_secs(10)).await,
+        "still ready after Redis went away"
+    );
+    assert_eq!(status(port, "/up").await, Some(200));
 }
