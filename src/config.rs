@@ -534,6 +534,46 @@ mod tests {
     }
 
     #[test]
+    fn listener_tls_and_drain_settings() {
+        let c = resolve(&[], &[]).unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.max_connections_per_ip, 1_000);
+        assert_eq!(c.server.max_pending_handshakes, 4_096);
+        assert_eq!(c.server.connection_rate_per_ip, 0);
+        assert_eq!(c.drain_delay, Duration::ZERO);
+        assert!(c.tls.is_none());
+        let c = resolve(
+            &[
+                "--handshake-timeout",
+                "3",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--max-connections-per-ip",
+                "0",
+                "--connection-rate-per-ip",
+                "20",
+                "--drain-delay",
+                "15",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.server.max_connections_per_ip, 0);
+        assert_eq!(c.server.connection_rate_per_ip, 20);
+        assert_eq!(c.drain_delay, Duration::from_secs(15));
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.cert.to_str(), tls.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        assert!(Cli::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--handshake-timeout", "0"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         assert!(resolve(&["--host", "not an ip"], &[]).is_err());
         assert!(resolve(&[], &[("RF_PORT", "99999")]).is_err());
