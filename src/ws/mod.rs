@@ -147,9 +147,18 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
+/// Write the close reply tungstenite queued when the client's Close arrived (a flush sends it
+/// and then reports the handshake done), within a bounded time; dropping the socket then
+/// closes TCP, from the server's side as RFC 6455 §7.1.1 asks.
+async fn answer_close(mut socket: WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+}
+
 enum Flow {
     Continue,
-    /// The client sent a close frame: tungstenite answers it; nothing more to do.
+    /// The client sent a close frame. tungstenite has queued the reply (the client's code and
+    /// reason echoed; 1002 for a code not allowed on the wire; an empty close for an empty
+    /// one): it must still be written, then TCP is closed.
     ClientClosed,
 }
 
@@ -317,7 +326,8 @@ impl Future for ConnTask {
                         progressed = true;
                         handled += 1;
                         if let Flow::ClientClosed = this.handle(msg) {
-                            return Poll::Ready(());
+                            this.closing = Some(Box::pin(answer_close(socket)));
+                            continue;
                         }
                     }
                     Poll::Ready(Some(Err(e))) => {
