@@ -170,6 +170,9 @@ enum Written {
     Busy,
 }
 
+/// Writing to the socket failed: the peer is gone and nothing more can be sent.
+struct SocketFailed;
+
 /// One live connection, as a future. Dropping it unregisters the connection from the hub.
 pub struct ConnTask {
     /// `None` once the socket has been handed to the closing future.
@@ -200,7 +203,11 @@ impl ConnTask {
 
     /// Move every queued frame the socket will take into it, then flush once. `Err` when the
     /// socket failed. One queue lock per frame, and the close check rides on the last one.
-    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<Written, ()> {
+    fn poll_write(
+        &mut self,
+        socket: &mut WebSocket,
+        cx: &mut Context<'_>,
+    ) -> Result<Written, SocketFailed> {
         let mut close = None;
         let mut drained = false;
         loop {
@@ -209,7 +216,7 @@ impl ConnTask {
                     Ok(frame) => {
                         socket
                             .start_send_unpin(Message::Text(frame))
-                            .map_err(|_| ())?;
+                            .map_err(|_| SocketFailed)?;
                         self.unflushed = true;
                     }
                     Err(pending_close) => {
@@ -218,14 +225,14 @@ impl ConnTask {
                         break;
                     }
                 },
-                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Err(_)) => return Err(SocketFailed),
                 Poll::Pending => break,
             }
         }
         if self.unflushed {
             match socket.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Err(_)) => return Err(SocketFailed),
                 Poll::Pending => {}
             }
         }

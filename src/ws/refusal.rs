@@ -10,7 +10,7 @@
 use crate::auth::AuthError;
 use crate::hub::{CloseRequest, SignInError, SubscribeError};
 use crate::protocol::channel::ChannelNameError;
-use crate::protocol::{self, ErrorCode};
+use crate::protocol::{self, ErrorCode, MemberError, UserDataError};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
 
@@ -78,7 +78,7 @@ pub enum SubscriptionRefusal {
     /// A presence subscription with neither `channel_data` nor a signed-in user.
     NoIdentity,
     ChannelDataTooBig(usize),
-    InvalidChannelData(String),
+    InvalidChannelData(MemberError),
     PresenceFull(usize),
     TooManyChannels(usize),
 }
@@ -106,7 +106,7 @@ pub enum SigninRefusal {
     MissingUserData,
     UserDataTooBig(usize),
     BadAuth(AuthError),
-    InvalidUserData(String),
+    InvalidUserData(UserDataError),
     IdTooLong(usize),
     /// Already signed in as a different user.
     OtherUser,
@@ -251,7 +251,7 @@ impl Refusal {
                 S::ChannelDataTooBig(max) => {
                     format!("channel_data is larger than {max} bytes").into()
                 }
-                S::InvalidChannelData(why) => why.clone().into(),
+                S::InvalidChannelData(why) => why.to_string().into(),
                 S::PresenceFull(max) => SubscribeError::PresenceFull(*max).to_string().into(),
                 S::TooManyChannels(max) => SubscribeError::TooManyChannels(*max).to_string().into(),
             },
@@ -405,7 +405,7 @@ fn examples() -> Vec<(&'static str, Refusal)> {
         ),
         (
             "`channel_data` not an object or without a valid `user_id`",
-            sub(S::InvalidChannelData(String::new())),
+            sub(S::InvalidChannelData(MemberError::NoUserId)),
         ),
         ("presence channel full", sub(S::PresenceFull(0))),
         (
