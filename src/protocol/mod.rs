@@ -4,7 +4,7 @@
 //! the hub and the HTTP API build the frames they send with the functions here, so every frame
 //! of a kind is encoded the same way, once. Its one outside type is the frame buffer itself
 //! (`Utf8Bytes`, the reference-counted text the socket writes without a copy). See
-//! `pusher-protocol.md` §1–§4.
+//! `docs/pusher-protocol.md` §1–§4.
 
 pub mod channel;
 pub mod error;

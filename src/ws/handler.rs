@@ -61,7 +61,7 @@ impl Session {
         let frame = protocol::parse_frame(text).map_err(|e| Refusal::invalid(e.to_string()))?;
         match &*frame.event {
             "pusher:ping" => self.conn.push(protocol::pong()),
-            "pusher:pong" => {}
+            "pusher:pong" => self.hub.pong(&self.conn),
             "pusher:subscribe" => {
                 let data = decode_data::<SubscribeData>(frame.data)
                     .map_err(|e| Refusal::invalid(e.to_string()))?;

@@ -45,6 +45,8 @@ const FRAMES_PER_POLL: usize = 32;
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
+    /// The lineage id of a `/l/{lineage}/app/{key}` path (missed-message recovery).
+    pub lineage: Option<Arc<str>>,
 }
 
 type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -59,7 +61,7 @@ pub fn serve(
         Ok(app) => app,
         Err(refusal) => return Either::Left(Box::pin(refuse_handshake(socket, refusal))),
     };
-    match hub.connect(&app) {
+    match hub.connect_lineage(&app, handshake.lineage) {
         Ok(conn) => {
             tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "connected");
             conn.push(protocol::connection_established(
@@ -262,7 +264,12 @@ impl ConnTask {
                 Ok(text) => self.session.handle_text(text),
                 Err(_) => Err(Refusal::invalid("binary frame is not UTF-8 JSON")),
             },
-            Message::Close(_) => return Flow::ClientClosed,
+            Message::Close(frame) => {
+                if frame.is_some_and(|f| f.code == 1000 || f.code == 1001) {
+                    self.session.conn().mark_clean_close();
+                }
+                return Flow::ClientClosed;
+            }
             Message::Ping(_) | Message::Pong(_) => Ok(()),
         };
         if let Err(refusal) = handled {
@@ -276,6 +283,11 @@ impl ConnTask {
     fn refuse(&mut self, refusal: Refusal) {
         let conn = self.session.conn();
         tracing::debug!(socket_id = %self.session.socket_id(), ?refusal, "refused");
+        if let Refusal::Subscription { channel, .. } = &refusal {
+            self.session
+                .hub()
+                .refused(conn, channel, &refusal.message());
+        }
         let echo_limit = conn.app().max_channel_name_len;
         match Ending::of(&refusal, echo_limit) {
             Some(ending) => {

@@ -228,7 +228,7 @@ impl Refusal {
     }
 
     /// The human-readable message of the Pusher frame.
-    fn message(&self) -> Cow<'static, str> {
+    pub(super) fn message(&self) -> Cow<'static, str> {
         use ClientEventRefusal as C;
         use SigninRefusal as G;
         use SubscriptionRefusal as S;
