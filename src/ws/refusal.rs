@@ -232,10 +232,16 @@ impl Refusal {
         use ClientEventRefusal as C;
         use SigninRefusal as G;
         use SubscriptionRefusal as S;
-        if let Some(close) = self.close() {
-            return close.reason.into();
-        }
         match self {
+            // A refusal that closes says what its close frame says.
+            Refusal::AppDoesNotExist
+            | Refusal::AppDisabled
+            | Refusal::OverConnectionQuota
+            | Refusal::UnsupportedProtocol
+            | Refusal::FrameTooBig
+            | Refusal::ProtocolViolation
+            | Refusal::InvalidUtf8
+            | Refusal::Ended(_) => self.close().map(|c| c.reason).unwrap_or_default().into(),
             Refusal::InvalidMessage(why) => format!("Invalid message format: {why}").into(),
             Refusal::UnsupportedEvent(name) => {
                 let name: String = name.chars().take(MAX_ECHOED_EVENT_CHARS).collect();
@@ -289,8 +295,6 @@ impl Refusal {
             Refusal::NotAMember { .. } => {
                 "The client is not a member of the specified channel.".into()
             }
-            // Every closing refusal returned above with its close reason.
-            _ => Cow::Borrowed(""),
         }
     }
 
