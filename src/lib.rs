@@ -33,6 +33,7 @@ mod config;
 mod dev;
 mod hub;
 mod listener;
+mod metrics;
 mod protocol;
 mod readiness;
 mod reload;
@@ -41,7 +42,7 @@ mod tls;
 mod ws;
 
 // The library face: what an embedding app uses.
-pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
+pub use adapter::redis::{RedisAdapter, RedisSettings};
 pub use apps::App;
 pub use authorize::{
     authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,
@@ -49,7 +50,7 @@ pub use authorize::{
 };
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
-    MemoryBroadcaster, SimpleEvent,
+    MemoryBroadcaster, RedisBroadcaster, SimpleEvent,
 };
 // What `serve` and `RedisAdapter::start` take: a hub and its settings.
 pub use apps::Apps;
@@ -62,7 +63,8 @@ pub use tls::{Tls, TlsError, TlsFiles};
 /// What the `rf-broadcast` binary needs beyond the library face: the command line.
 #[doc(hidden)]
 pub mod cli {
-    pub use crate::config::{Cli, Config, ProcessEnv};
+    pub use crate::config::{Cli, Config, MetricsListen, ProcessEnv};
+    pub use crate::metrics::{serve_metrics, Metrics};
 }
 
 #[doc(hidden)]

@@ -5,7 +5,7 @@
 //! lives in the library.
 
 use clap::Parser;
-use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::cli::{serve_metrics, Cli, Config, Metrics, MetricsListen, ProcessEnv};
 use rf_broadcast::{AppState, Apps, Hub, Readiness, ReloadHooks, Serving, Tls};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -177,10 +177,27 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         config.drain_delay,
         stopped_at.clone(),
     )?;
-    let state = AppState {
-        hub,
-        options: Arc::new(config.server.clone()),
-    };
+    let mut state = AppState::new(hub, config.server.clone());
+    if let Some(listen) = config.metrics {
+        if let Some(listener) = bind_metrics(listen).await {
+            let metrics = Metrics::new();
+            if let Some(adapter) = &adapter {
+                let adapter = adapter.clone();
+                metrics.set_adapter("redis", move || adapter.connected());
+            }
+            state = state.with_metrics(&metrics);
+            tokio::spawn(async move {
+                if let Err(e) = serve_metrics(listener, metrics).await {
+                    tracing::warn!("metrics listener stopped: {e}");
+                }
+            });
+        }
+    }
+    if let Some(redis) = &config.redis {
+        state = state
+            .with_redis_rate_limits(redis)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    }
     let serving = Serving { readiness, tls };
     let result = rf_broadcast::serve_with(listener, state, serving, async {
         let _ = stop.await;
@@ -196,6 +213,35 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         adapter.flush(budget).await;
     }
     Ok(result?)
+}
+
+/// Bind the metrics listener. An address the operator chose must be free (exit 2 otherwise);
+/// the default one is best-effort, so a second node on the same machine still starts.
+async fn bind_metrics(listen: MetricsListen) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen.addr).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().map_or(listen.addr, |a| a);
+            tracing::info!("metrics: http://{addr}/metrics");
+            Some(listener)
+        }
+        Err(e) if listen.explicit => {
+            eprintln!(
+                "rf-broadcast: cannot listen for metrics on {}: {e}; pick another address with \
+                 --metrics-host/--metrics-port (or RF_METRICS_HOST/RF_METRICS_PORT), or turn \
+                 metrics off with --metrics false",
+                listen.addr
+            );
+            std::process::exit(2);
+        }
+        Err(e) => {
+            tracing::warn!(
+                "metrics are off: cannot listen on the default {} ({e}); set --metrics-port to \
+                 serve them elsewhere",
+                listen.addr
+            );
+            None
+        }
+    }
 }
 
 /// Bounds of the time the Redis adapter gets to publish this node's goodbyes at shutdown.
