@@ -1,13 +1,14 @@
 //! The binary's start-up steps around the apps and Redis: load the apps from the database
 //! (an unreachable one stops the start), check Redis when `--redis-required`, warn when the
 //! public development credentials are in use, and, once the hub runs, start what keeps its
-//! apps current (SIGHUP, the database listener).
+//! apps current (a SIGHUP reload action, the database listener).
 
 use crate::adapter::redis::RedisAdapter;
 use crate::apps::App;
 use crate::appstore::{self, AppSource, LiveApps};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::reload::ReloadHooks;
 use std::sync::Arc;
 
 /// Everything that must succeed before the server listens; an error is for exit code 2.
@@ -46,12 +47,17 @@ pub async fn prepare(config: &mut Config) -> Result<(), String> {
 
 /// Keep the hub's apps current: SIGHUP reloads the source, and the database store is
 /// followed live. Call it once the hub exists, inside the runtime.
-pub fn spawn_app_reloads(hub: &Arc<Hub>, adapter: Option<Arc<RedisAdapter>>, source: &AppSource) {
+pub fn spawn_app_reloads(
+    hub: &Arc<Hub>,
+    adapter: Option<Arc<RedisAdapter>>,
+    source: &AppSource,
+    reload: &ReloadHooks,
+) {
     let live: Arc<dyn LiveApps> = Arc::new(HubApps {
         hub: hub.clone(),
         adapter,
     });
-    appstore::watch::spawn_sighup_reload(live.clone(), source.clone());
+    appstore::watch::register_sighup_reload(reload, live.clone(), source.clone());
     appstore::watch::spawn_source_watch(live, source);
 }
 

@@ -6,6 +6,7 @@
 use super::{apply, keep_good_versions, postgres, reload_apps_from_source, AppSource, LiveApps};
 use crate::apps::App;
 use crate::ratelog::{held_back, RateLog};
+use crate::reload::ReloadHooks;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(20);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// Start what keeps `live` current for this source: the database listener when the apps are
-/// in PostgreSQL. (SIGHUP is [`spawn_sighup_reload`].)
+/// in PostgreSQL. (SIGHUP is [`register_sighup_reload`].)
 pub(crate) fn spawn_source_watch(live: Arc<dyn LiveApps>, source: &AppSource) {
     if let AppSource::Database {
         settings,
@@ -32,33 +33,24 @@ pub(crate) fn spawn_source_watch(live: Arc<dyn LiveApps>, source: &AppSource) {
     }
 }
 
-/// Reload the apps on every SIGHUP (instead of the default of dying).
-pub(crate) fn spawn_sighup_reload(live: Arc<dyn LiveApps>, source: AppSource) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot handle SIGHUP: {e}");
-                return;
-            }
-        };
+/// Reload the apps on every SIGHUP: one of the server's reload actions. The reload does I/O
+/// (the file, the database), so the action only spawns it.
+pub(crate) fn register_sighup_reload(
+    reload: &ReloadHooks,
+    live: Arc<dyn LiveApps>,
+    source: AppSource,
+) {
+    reload.register("apps", move || {
+        if matches!(source, AppSource::Flags) {
+            tracing::info!("SIGHUP: the apps come from the command line; nothing to reload");
+            return;
+        }
+        let (live, source) = (live.clone(), source.clone());
         tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                if matches!(source, AppSource::Flags) {
-                    tracing::info!(
-                        "SIGHUP: the apps come from the command line; nothing to reload"
-                    );
-                    continue;
-                }
-                tracing::info!("SIGHUP: reloading the apps");
-                let _ = reload_apps_from_source(live.as_ref(), &source).await;
-            }
+            tracing::info!("SIGHUP: reloading the apps");
+            let _ = reload_apps_from_source(live.as_ref(), &source).await;
         });
-    }
-    #[cfg(not(unix))]
-    let _ = (live, source);
+    });
 }
 
 async fn database_watch(
