@@ -5,7 +5,7 @@
 //! `BROADCAST_CONNECTION` / `BROADCAST_DRIVER` wins, and `PUSHER_*` when neither names one),
 //! then the development default.
 
-use crate::adapter::redis::RedisSettings;
+use crate::adapter::redis::{RedisSettings, Routing};
 use crate::apps::App;
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
@@ -135,6 +135,22 @@ pub struct Cli {
     /// Redis pub/sub channels per app (events of a channel go to hash(channel) mod this).
     #[arg(long, env = "RF_REDIS_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub redis_partitions: u32,
+    /// Which Redis channels carry a Pusher channel's events: `partition` (every node receives
+    /// every event of the app) or `channel` (one Redis channel per Pusher channel, subscribed
+    /// only by the nodes with subscribers for it). Every node must use the same value.
+    #[arg(long, env = "RF_REDIS_ROUTING", default_value = "partition", value_parser = ["partition", "channel"])]
+    pub redis_routing: String,
+    /// `--redis-routing channel`: milliseconds a channel stays subscribed in Redis after its
+    /// last local subscriber left.
+    #[arg(long, env = "RF_REDIS_UNSUBSCRIBE_LINGER", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub redis_unsubscribe_linger: u64,
+    /// `--redis-routing channel`: the longest, in milliseconds, a new subscriber's
+    /// subscription_succeeded waits for Redis to confirm the channel's SUBSCRIBE.
+    #[arg(long, env = "RF_REDIS_SUBSCRIBE_WAIT", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_subscribe_wait: u64,
+    /// `--redis-routing channel`: channel names per SUBSCRIBE/UNSUBSCRIBE command.
+    #[arg(long, env = "RF_REDIS_SUBSCRIBE_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub redis_subscribe_batch: u64,
     /// Seconds between this node's heartbeats to the other nodes.
     #[arg(long, env = "RF_NODE_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_heartbeat: u64,
@@ -318,6 +334,13 @@ impl Cli {
                     partitions: self.redis_partitions,
                     heartbeat: Duration::from_secs(self.node_heartbeat),
                     node_expiry: Duration::from_secs(self.node_expiry),
+                    routing: match self.redis_routing.as_str() {
+                        "channel" => Routing::Channel,
+                        _ => Routing::Partition,
+                    },
+                    unsubscribe_linger: Duration::from_millis(self.redis_unsubscribe_linger),
+                    subscribe_wait: Duration::from_millis(self.redis_subscribe_wait),
+                    subscribe_batch: self.redis_subscribe_batch as usize,
                     ..RedisSettings::default()
                 })
             }
@@ -474,6 +497,24 @@ mod tests {
             .redis
             .unwrap();
         assert_eq!(r.url, "redis://flag:3");
+        assert_eq!(r.routing, Routing::Partition);
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-routing",
+                "channel",
+                "--redis-unsubscribe-linger",
+                "250",
+            ],
+            &[],
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.routing, Routing::Channel);
+        assert_eq!(r.unsubscribe_linger, Duration::from_millis(250));
+        assert!(Cli::try_parse_from(["rf-broadcast", "--redis-routing", "pattern"]).is_err());
         assert!(resolve(&["--adapter", "redis", "--redis-url", "http://x"], &[]).is_err());
         assert!(resolve(
             &[

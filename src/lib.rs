@@ -37,7 +37,7 @@ mod server;
 mod ws;
 
 // The library face: what an embedding app uses.
-pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
+pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings, Routing};
 pub use apps::App;
 pub use authorize::{
     authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,

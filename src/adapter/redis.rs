@@ -2,7 +2,11 @@
 //!
 //! Every node subscribes (on one dedicated connection) to
 //! - `{prefix}#{app_id}#{p}` for each app and partition `p` (`p` = FNV-1a of the Pusher
-//!   channel name mod `partitions`): publishes, client events and presence changes;
+//!   channel name mod `partitions`): publishes, client events and presence changes (with
+//!   `routing: channel`, only what every node needs: presence, users, terminate and publishes
+//!   to cache channels);
+//! - with `routing: channel`, `{prefix}#{app_id}#ch#{channel}` for each Pusher channel it has
+//!   local subscribers for, carrying that channel's publishes and client events (`routing.rs`);
 //! - `{prefix}#nodes`: heartbeats, state syncs and channel-count questions;
 //! - `{prefix}#node#{node_id}`: answers to this node's questions.
 //!
@@ -22,6 +26,7 @@ use crate::apps::App;
 use crate::broadcaster::Broadcaster;
 use crate::hub::{Adapter, ClusterEvent, Remote};
 use crate::hub::{Hub, HubSettings, SocketId};
+use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -32,6 +37,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
+
+mod routing;
+
+use routing::{Interest, InterestSettings};
+
+/// Which Redis channels carry a Pusher channel's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Routing {
+    /// The app's partition channels, which every node subscribes to: every node receives every
+    /// event of the app. Redis holds a constant, small number of subscriptions.
+    #[default]
+    Partition,
+    /// One Redis channel per Pusher channel, subscribed by the nodes with local subscribers for
+    /// it only: a node receives only events it delivers.
+    Channel,
+}
 
 /// How a node reaches Redis and how it watches the other nodes.
 #[derive(Debug, Clone)]
@@ -50,6 +71,16 @@ pub struct RedisSettings {
     pub request_timeout: Duration,
     /// Outgoing messages queued while Redis is slow or away; beyond it they are dropped.
     pub queue: usize,
+    /// Partition or interest (per-channel) routing of channel events.
+    pub routing: Routing,
+    /// `routing: channel`: how long a channel stays subscribed after its last local
+    /// subscriber left (a client that comes back meanwhile costs Redis nothing).
+    pub unsubscribe_linger: Duration,
+    /// `routing: channel`: the longest a new subscriber's `subscription_succeeded` is held
+    /// while Redis confirms the channel's `SUBSCRIBE`.
+    pub subscribe_wait: Duration,
+    /// `routing: channel`: channel names per `SUBSCRIBE` / `UNSUBSCRIBE` command.
+    pub subscribe_batch: usize,
 }
 
 impl Default for RedisSettings {
@@ -62,6 +93,10 @@ impl Default for RedisSettings {
             node_expiry: Duration::from_secs(15),
             request_timeout: Duration::from_millis(1_000),
             queue: 16_384,
+            routing: Routing::Partition,
+            unsubscribe_linger: Duration::from_secs(2),
+            subscribe_wait: Duration::from_secs(2),
+            subscribe_batch: 512,
         }
     }
 }
@@ -151,11 +186,25 @@ struct Shared {
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<ChannelCounts>>>,
     next_id: AtomicU64,
     resubscribe: Notify,
+    /// `routing: channel`: this node's per-channel subscriptions.
+    interest: Option<Arc<Interest>>,
+    /// Messages received from Redis (other nodes' and its own).
+    received: AtomicU64,
+    /// Each app's recovery window, as configured at start.
+    recovery_windows: HashMap<String, Duration>,
 }
 
 /// Joins this node to the others over Redis. See the module docs.
 pub struct RedisAdapter {
     shared: Arc<Shared>,
+}
+
+/// Whether interest routing gives the channel its own Redis channel. Cache channels stay on
+/// the partitions (every node keeps their last event for subscribers to come), and so do
+/// `#server-to-user-` channels (their listeners are signed-in users, not subscribers).
+fn routed_by_interest(channel: &str) -> bool {
+    let info = ChannelInfo::of(channel);
+    !info.cache && info.kind != ChannelKind::ServerToUser
 }
 
 /// FNV-1a, stable across builds and machines (the partition must agree on every node).
@@ -177,6 +226,12 @@ impl RedisAdapter {
             .map_err(|e| format!("invalid Redis URL: {e}"))?;
         let (tx, rx) = mpsc::channel(settings.queue.max(16));
         let node: Arc<str> = Arc::from(format!("{:016x}", rand::random::<u64>()));
+        let interest = (settings.routing == Routing::Channel).then(|| {
+            Interest::new(InterestSettings {
+                max_wait: settings.subscribe_wait,
+                batch: settings.subscribe_batch.max(1),
+            })
+        });
         let shared = Arc::new(Shared {
             node,
             app_ids: hub.apps().iter().map(|a| a.id.clone()).collect(),
@@ -190,6 +245,13 @@ impl RedisAdapter {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             resubscribe: Notify::new(),
+            interest,
+            received: AtomicU64::new(0),
+            recovery_windows: hub
+                .apps()
+                .iter()
+                .map(|a| (a.id.clone(), Duration::from_secs(a.recovery_window)))
+                .collect(),
         });
         tokio::spawn(publisher(shared.clone(), client.clone(), rx));
         tokio::spawn(subscriber(shared.clone(), client));
@@ -231,6 +293,25 @@ impl RedisAdapter {
     pub fn nodes(&self) -> usize {
         self.shared.nodes.lock().len()
     }
+
+    /// Messages received from Redis so far (this node's inbound traffic).
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// `routing: channel`: per-channel Redis subscriptions confirmed now (0 otherwise).
+    pub fn channel_subscriptions(&self) -> usize {
+        self.shared.interest.as_ref().map_or(0, |i| i.subscribed())
+    }
+
+    /// `routing: channel`: `SUBSCRIBE`/`UNSUBSCRIBE` commands sent, and subscribers released
+    /// because a `SUBSCRIBE` was not confirmed within `subscribe_wait`.
+    pub fn routing_stats(&self) -> (u64, u64) {
+        self.shared
+            .interest
+            .as_ref()
+            .map_or((0, 0), |i| (i.commands(), i.timeouts()))
+    }
 }
 
 impl Shared {
@@ -245,6 +326,11 @@ impl Shared {
     fn app_channel(&self, app_id: &str, key: &str) -> String {
         let p = fnv1a(key) % u64::from(self.settings.partitions.max(1));
         format!("{}#{app_id}#{p}", self.settings.prefix)
+    }
+
+    /// `routing: channel`: the Redis channel of one Pusher channel.
+    fn channel_route(&self, app_id: &str, channel: &str) -> String {
+        format!("{}#{app_id}#ch#{channel}", self.settings.prefix)
     }
 
     fn all_channels(&self) -> Vec<String> {
@@ -430,6 +516,28 @@ impl Adapter for RedisAdapter {
     fn send(&self, app_id: &str, event: ClusterEvent) {
         let sh = &self.shared;
         let app = app_id.to_string();
+        let event = match event {
+            // Interest routing: only the nodes with subscribers for the channel listen on its
+            // route.
+            ClusterEvent::Publish {
+                channel,
+                frame,
+                except,
+                cache,
+            } if sh.interest.is_some() && routed_by_interest(&channel) => {
+                let route = sh.channel_route(app_id, &channel);
+                let msg = Msg::Publish {
+                    app,
+                    channel: channel.to_string(),
+                    frame: frame.as_str().to_string(),
+                    except: except.map(|s| s.0),
+                    cache,
+                };
+                sh.enqueue(route, msg);
+                return;
+            }
+            other => other,
+        };
         let (key, msg) = match event {
             ClusterEvent::Publish {
                 channel,
@@ -478,6 +586,22 @@ impl Adapter for RedisAdapter {
             }
         };
         sh.enqueue(sh.app_channel(app_id, &key), msg);
+    }
+
+    fn interest(&self, app_id: &str, channel: &Arc<str>, occupied: bool) {
+        let sh = &self.shared;
+        if let (Some(interest), true) = (&sh.interest, routed_by_interest(channel)) {
+            // An app with recovery keeps receiving a vacated channel's events for its window,
+            // so a client that comes back is replayed what it missed.
+            let keep = sh.recovery_windows.get(app_id).copied().unwrap_or_default();
+            let linger = sh.settings.unsubscribe_linger.max(keep);
+            interest.set(sh.channel_route(app_id, channel), occupied, linger);
+        }
+    }
+
+    fn ready(&self, app_id: &str, channel: &str) -> Option<Remote<()>> {
+        let interest = self.shared.interest.as_ref()?;
+        interest.ready(&self.shared.channel_route(app_id, channel))
     }
 
     fn remote_channels(&self, app_id: &str, prefix: &str) -> Remote<Vec<(String, usize)>> {
@@ -601,13 +725,13 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
             return;
         }
         let attempt = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut ps = client.get_async_pubsub().await?;
-            ps.subscribe(&channels).await?;
-            Ok::<_, redis::RedisError>(ps)
+            let (mut sink, stream) = client.get_async_pubsub().await?.split();
+            sink.subscribe(&channels).await?;
+            Ok::<_, redis::RedisError>((sink, stream))
         })
         .await;
         match attempt {
-            Ok(Ok(ps)) => {
+            Ok(Ok((sink, mut stream))) => {
                 backoff = Duration::from_millis(100);
                 if was_up {
                     tracing::info!("redis adapter: reconnected to Redis; resynchronising");
@@ -618,11 +742,21 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
                 let Some(hub) = sh.hub.upgrade() else { return };
                 sh.on_connected(&hub);
                 drop(hub);
-                let mut stream = ps.into_on_message();
+                // Per-channel subscriptions ride on the same connection, so their messages
+                // are ordered with the partition channels'.
+                let routes = sh.interest.clone().map(|interest| {
+                    let generation = interest.connected();
+                    AbortOnDrop(tokio::spawn(routing::reconcile(
+                        interest,
+                        sink.clone(),
+                        generation,
+                    )))
+                });
                 loop {
                     tokio::select! {
                         msg = stream.next() => match msg {
                             Some(msg) => {
+                                sh.received.fetch_add(1, Ordering::Relaxed);
                                 let Some(hub) = sh.hub.upgrade() else { return };
                                 sh.handle(&hub, msg.get_payload_bytes());
                             }
@@ -632,6 +766,11 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
                     }
                 }
                 sh.connected.store(false, Ordering::Relaxed);
+                drop(routes);
+                if let Some(interest) = &sh.interest {
+                    interest.disconnected();
+                }
+                drop(sink);
                 tracing::warn!(
                     "redis adapter: lost the Redis subscription; serving local clients, reconnecting"
                 );
@@ -641,6 +780,15 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A task that ends with its owner (the subscription it serves).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
