@@ -135,6 +135,10 @@ pub struct Cli {
     /// Redis pub/sub channels per app (events of a channel go to hash(channel) mod this).
     #[arg(long, env = "RF_REDIS_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub redis_partitions: u32,
+    /// A Redis Cluster seed node (repeat once per seed): sharded pub/sub (SPUBLISH/SSUBSCRIBE,
+    /// Redis 7) instead of the one server of --redis-url.
+    #[arg(long = "redis-cluster-url", value_name = "URL")]
+    pub redis_cluster_urls: Vec<String>,
     /// Which Redis channels carry a Pusher channel's events: `partition` (every node receives
     /// every event of the app) or `channel` (one Redis channel per Pusher channel, subscribed
     /// only by the nodes with subscribers for it). Every node must use the same value.
@@ -328,6 +332,13 @@ impl Cli {
                     ));
                 }
                 let url = redis_url(self.redis_url.clone(), env)?;
+                if let Some(bad) = self
+                    .redis_cluster_urls
+                    .iter()
+                    .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+                {
+                    return Err(ConfigError::Invalid("Redis Cluster URL", bad.clone()));
+                }
                 Some(RedisSettings {
                     url,
                     prefix: self.redis_prefix.clone(),
@@ -341,6 +352,7 @@ impl Cli {
                     unsubscribe_linger: Duration::from_millis(self.redis_unsubscribe_linger),
                     subscribe_wait: Duration::from_millis(self.redis_subscribe_wait),
                     subscribe_batch: self.redis_subscribe_batch as usize,
+                    cluster_urls: self.redis_cluster_urls.clone(),
                     ..RedisSettings::default()
                 })
             }
@@ -513,6 +525,22 @@ mod tests {
         .redis
         .unwrap();
         assert_eq!(r.routing, Routing::Channel);
+        assert!(r.cluster_urls.is_empty());
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-cluster-url",
+                "redis://a:1",
+                "--redis-cluster-url",
+                "redis://b:2",
+            ],
+            &[],
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.cluster_urls, ["redis://a:1", "redis://b:2"]);
         assert_eq!(r.unsubscribe_linger, Duration::from_millis(250));
         assert!(Cli::try_parse_from(["rf-broadcast", "--redis-routing", "pattern"]).is_err());
         assert!(resolve(&["--adapter", "redis", "--redis-url", "http://x"], &[]).is_err());

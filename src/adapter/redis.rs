@@ -28,7 +28,6 @@ use crate::hub::{Adapter, ClusterEvent, Remote};
 use crate::hub::{Hub, HubSettings, SocketId};
 use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::extract::ws::Utf8Bytes;
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -38,8 +37,10 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
+mod link;
 mod routing;
 
+use link::Target;
 use routing::{Interest, InterestSettings};
 
 /// Which Redis channels carry a Pusher channel's events.
@@ -81,6 +82,8 @@ pub struct RedisSettings {
     pub subscribe_wait: Duration,
     /// `routing: channel`: channel names per `SUBSCRIBE` / `UNSUBSCRIBE` command.
     pub subscribe_batch: usize,
+    /// Seed nodes of a Redis Cluster (sharded pub/sub); when empty, `url` is one server.
+    pub cluster_urls: Vec<String>,
 }
 
 impl Default for RedisSettings {
@@ -97,6 +100,7 @@ impl Default for RedisSettings {
             unsubscribe_linger: Duration::from_secs(2),
             subscribe_wait: Duration::from_secs(2),
             subscribe_batch: 512,
+            cluster_urls: Vec::new(),
         }
     }
 }
@@ -222,8 +226,7 @@ impl RedisAdapter {
     /// on a malformed URL: an unreachable Redis is retried in the background while the node
     /// serves its own clients.
     pub fn start(hub: &Arc<Hub>, settings: RedisSettings) -> Result<Arc<RedisAdapter>, String> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| format!("invalid Redis URL: {e}"))?;
+        let target = Arc::new(Target::open(&settings.url, &settings.cluster_urls)?);
         let (tx, rx) = mpsc::channel(settings.queue.max(16));
         let node: Arc<str> = Arc::from(format!("{:016x}", rand::random::<u64>()));
         let interest = (settings.routing == Routing::Channel).then(|| {
@@ -253,8 +256,8 @@ impl RedisAdapter {
                 .map(|a| (a.id.clone(), Duration::from_secs(a.recovery_window)))
                 .collect(),
         });
-        tokio::spawn(publisher(shared.clone(), client.clone(), rx));
-        tokio::spawn(subscriber(shared.clone(), client));
+        tokio::spawn(publisher(shared.clone(), target.clone(), rx));
+        tokio::spawn(subscriber(shared.clone(), target));
         tokio::spawn(watchdog(shared.clone()));
         let adapter = Arc::new(RedisAdapter { shared });
         hub.set_adapter(adapter.clone());
@@ -646,11 +649,8 @@ impl Adapter for RedisAdapter {
 }
 
 /// Publish queued messages in order, pipelined; reconnect when the connection breaks.
-async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receiver<Out>) {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<Out>) {
+    let mut conn: Option<link::Publisher> = None;
     let mut down = false;
     let mut batch: Vec<Out> = Vec::with_capacity(256);
     while let Some(first) = rx.recv().await {
@@ -661,17 +661,10 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        for (channel, payload) in &batch {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
-        }
         let mut sent = false;
         for _ in 0..2 {
             if conn.is_none() {
-                match client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                {
+                match target.publisher().await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         if !down {
@@ -683,7 +676,7 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
                 }
             }
             let Some(c) = conn.as_mut() else { break };
-            match pipe.query_async::<()>(c).await {
+            match c.publish(&batch).await {
                 Ok(()) => {
                     sent = true;
                     break;
@@ -716,7 +709,7 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
 
 /// Keep one subscription up: subscribe, hand every message to the hub, and on loss
 /// reconnect with backoff and resynchronise.
-async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
+async fn subscriber(sh: Arc<Shared>, target: Arc<Target>) {
     let channels = sh.all_channels();
     let mut backoff = Duration::from_millis(100);
     let mut was_up = false;
@@ -724,12 +717,8 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
         if sh.hub.strong_count() == 0 {
             return;
         }
-        let attempt = tokio::time::timeout(Duration::from_secs(2), async {
-            let (mut sink, stream) = client.get_async_pubsub().await?.split();
-            sink.subscribe(&channels).await?;
-            Ok::<_, redis::RedisError>((sink, stream))
-        })
-        .await;
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(2), target.subscribe(&channels)).await;
         match attempt {
             Ok(Ok((sink, mut stream))) => {
                 backoff = Duration::from_millis(100);
@@ -755,10 +744,10 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
                 loop {
                     tokio::select! {
                         msg = stream.next() => match msg {
-                            Some(msg) => {
+                            Some(payload) => {
                                 sh.received.fetch_add(1, Ordering::Relaxed);
                                 let Some(hub) = sh.hub.upgrade() else { return };
-                                sh.handle(&hub, msg.get_payload_bytes());
+                                sh.handle(&hub, &payload);
                             }
                             None => break,
                         },

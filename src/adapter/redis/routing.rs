@@ -266,7 +266,7 @@ impl Interest {
 /// connection fails (then the caller's subscriber loop reconnects).
 pub(super) async fn reconcile(
     interest: Arc<Interest>,
-    mut sink: redis::aio::PubSubSink,
+    mut sink: super::link::Subscriptions,
     generation: u64,
 ) {
     loop {

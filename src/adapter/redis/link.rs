@@ -1,0 +1,215 @@
+//! How this node reaches Redis: one server (`PUBLISH` / `SUBSCRIBE` on one connection each
+//! way) or a Redis Cluster (sharded pub/sub, Redis 7: `SPUBLISH` / `SSUBSCRIBE`, so each
+//! channel's traffic stays on the shard that owns its slot and the cluster's pub/sub capacity
+//! grows with its shards).
+//!
+//! The rest of the adapter sees one [`Target`], a [`Publisher`] for outgoing batches, and a
+//! subscription made of [`Subscriptions`] (to add or drop channels) and [`Incoming`] (what
+//! arrives). On a cluster every channel is a shard channel, subscribed one by one (a sharded
+//! `SSUBSCRIBE` must not span slots). When the cluster connection loses its link to any shard,
+//! [`Incoming::next`] ends the subscription: the adapter builds a new one (every channel
+//! subscribed again, state resynchronised), as after losing a single server, rather than
+//! trusting what the crate resubscribed by itself.
+
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, RedisResult, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One Redis server or the seed nodes of a Redis Cluster.
+pub(super) enum Target {
+    Single(redis::Client),
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    /// `cluster` seed URLs when not empty, else the single server at `url`.
+    pub fn open(url: &str, cluster: &[String]) -> Result<Target, String> {
+        if cluster.is_empty() {
+            let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+            return Ok(Target::Single(client));
+        }
+        // Checked here so that a bad seed fails at start, not in the background.
+        ClusterClient::builder(cluster.to_vec())
+            .build()
+            .map_err(|e| format!("invalid Redis Cluster URL: {e}"))?;
+        Ok(Target::Cluster(cluster.to_vec()))
+    }
+
+    fn cluster_client(
+        seeds: &[String],
+        push: Option<mpsc::UnboundedSender<PushInfo>>,
+    ) -> RedisResult<ClusterClient> {
+        let mut b = ClusterClient::builder(seeds.to_vec())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT);
+        if let Some(tx) = push {
+            b = b
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(tx);
+        }
+        b.build()
+    }
+
+    pub async fn publisher(&self) -> RedisResult<Publisher> {
+        match self {
+            Target::Single(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT));
+                let c = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(Publisher::Single(c))
+            }
+            Target::Cluster(seeds) => {
+                let c = Self::cluster_client(seeds, None)?
+                    .get_async_connection()
+                    .await?;
+                Ok(Publisher::Cluster(c))
+            }
+        }
+    }
+
+    /// A subscription to `channels`, confirmed.
+    pub async fn subscribe(&self, channels: &[String]) -> RedisResult<(Subscriptions, Incoming)> {
+        match self {
+            Target::Single(client) => {
+                let (mut sink, stream) = client.get_async_pubsub().await?.split();
+                sink.subscribe(channels).await?;
+                Ok((Subscriptions::Single(sink), Incoming::Single(stream)))
+            }
+            Target::Cluster(seeds) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let conn = Self::cluster_client(seeds, Some(tx))?
+                    .get_async_connection()
+                    .await?;
+                let mut subs = Subscriptions::Cluster(conn);
+                subs.subscribe(channels).await?;
+                Ok((subs, Incoming::Cluster(rx)))
+            }
+        }
+    }
+}
+
+/// Sends outgoing batches, in order.
+pub(super) enum Publisher {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Publisher {
+    pub async fn publish(&mut self, batch: &[(String, Vec<u8>)]) -> RedisResult<()> {
+        match self {
+            Publisher::Single(c) => {
+                let mut pipe = redis::pipe();
+                for (channel, payload) in batch {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                }
+                pipe.query_async::<()>(c).await
+            }
+            Publisher::Cluster(c) => {
+                // One pipeline per channel (one slot), so each channel keeps its order; the
+                // channels go to their shards concurrently.
+                let mut per_channel: Vec<(&str, redis::Pipeline)> = Vec::new();
+                let mut index: HashMap<&str, usize> = HashMap::new();
+                for (channel, payload) in batch {
+                    let i = *index.entry(channel.as_str()).or_insert_with(|| {
+                        per_channel.push((channel.as_str(), redis::pipe()));
+                        per_channel.len() - 1
+                    });
+                    per_channel[i]
+                        .1
+                        .cmd("SPUBLISH")
+                        .arg(channel)
+                        .arg(payload)
+                        .ignore();
+                }
+                let sends = per_channel.into_iter().map(|(_, pipe)| {
+                    let mut c = c.clone();
+                    async move { pipe.query_async::<()>(&mut c).await }
+                });
+                for r in futures_util::future::join_all(sends).await {
+                    r?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Adds and drops channels of a live subscription.
+#[derive(Clone)]
+pub(super) enum Subscriptions {
+    Single(PubSubSink),
+    Cluster(ClusterConnection),
+}
+
+impl Subscriptions {
+    pub async fn subscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Subscriptions::Single(sink) => sink.subscribe(channels).await,
+            Subscriptions::Cluster(c) => each(c, channels, true).await,
+        }
+    }
+
+    pub async fn unsubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Subscriptions::Single(sink) => sink.unsubscribe(channels).await,
+            Subscriptions::Cluster(c) => each(c, channels, false).await,
+        }
+    }
+}
+
+/// `SSUBSCRIBE` / `SUNSUBSCRIBE` each channel (they may live on different slots).
+async fn each(c: &ClusterConnection, channels: &[String], subscribe: bool) -> RedisResult<()> {
+    let calls = channels.iter().map(|ch| {
+        let mut c = c.clone();
+        async move {
+            if subscribe {
+                c.ssubscribe(ch).await
+            } else {
+                c.sunsubscribe(ch).await
+            }
+        }
+    });
+    for r in futures_util::future::join_all(calls).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// What a subscription delivers.
+pub(super) enum Incoming {
+    Single(PubSubStream),
+    Cluster(mpsc::UnboundedReceiver<PushInfo>),
+}
+
+impl Incoming {
+    /// The next message's payload; `None` when the subscription is gone (on a cluster: when
+    /// the link to any shard broke).
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        use futures_util::StreamExt;
+        match self {
+            Incoming::Single(stream) => stream.next().await.map(|m| m.get_payload_bytes().to_vec()),
+            Incoming::Cluster(rx) => loop {
+                let push = rx.recv().await?;
+                match push.kind {
+                    PushKind::SMessage | PushKind::Message => {
+                        if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
+                            return Some(payload);
+                        }
+                    }
+                    PushKind::Disconnection => return None,
+                    _ => {}
+                }
+            },
+        }
+    }
+}
