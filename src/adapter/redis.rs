@@ -182,6 +182,8 @@ struct Shared {
     tx: mpsc::Sender<Out>,
     /// Messages dropped because the queue was full or Redis was unreachable.
     dropped: AtomicU64,
+    /// Of those, messages whose publish failed (Redis away, a shard down, a failover).
+    lost: AtomicU64,
     connected: AtomicBool,
     /// Other nodes and when they were last heard from.
     nodes: Mutex<HashMap<Arc<str>, Instant>>,
@@ -242,6 +244,7 @@ impl RedisAdapter {
             hub: Arc::downgrade(hub),
             tx,
             dropped: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             nodes: Mutex::new(HashMap::new()),
             own_seen: Mutex::new(Instant::now()),
@@ -295,6 +298,12 @@ impl RedisAdapter {
     /// Other nodes currently considered alive.
     pub fn nodes(&self) -> usize {
         self.shared.nodes.lock().len()
+    }
+
+    /// Messages whose publish failed (Redis away, a shard down, a failover): part of
+    /// [`dropped`](Self::dropped), never sent twice.
+    pub fn lost(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed)
     }
 
     /// Messages received from Redis so far (this node's inbound traffic).
@@ -661,42 +670,43 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        let mut sent = false;
-        for _ in 0..2 {
-            if conn.is_none() {
-                match target.publisher().await {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        if !down {
-                            tracing::warn!("redis adapter: cannot publish to Redis: {e}");
-                        }
-                        down = true;
-                        break;
+        if conn.is_none() {
+            match target.publisher().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    if !down {
+                        tracing::warn!("redis adapter: cannot publish to Redis: {e}");
                     }
                 }
             }
-            let Some(c) = conn.as_mut() else { break };
-            match c.publish(&batch).await {
-                Ok(()) => {
-                    sent = true;
-                    break;
-                }
-                Err(e) => {
+        }
+        // Sent once: a batch that fails is counted lost, never sent again (it may have been
+        // published in part, and a second send would duplicate that part).
+        let lost = match conn.as_mut() {
+            Some(c) => match c.publish(&batch).await {
+                Ok(()) => 0,
+                Err((n, e)) => {
                     if !down {
                         tracing::warn!("redis adapter: publish failed: {e}");
                     }
                     conn = None;
+                    n
                 }
-            }
-        }
-        if sent {
+            },
+            None => batch.len(),
+        };
+        if lost == 0 {
             if down {
                 tracing::info!("redis adapter: publishing to Redis again");
             }
             down = false;
         } else {
+            let total = sh.lost.fetch_add(lost as u64, Ordering::Relaxed) + lost as u64;
+            if !down || total.is_power_of_two() {
+                tracing::warn!(lost, total, "redis adapter: messages to other nodes lost");
+            }
             down = true;
-            sh.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            sh.dropped.fetch_add(lost as u64, Ordering::Relaxed);
             // Do not spin while Redis is away; the queue absorbs what comes meanwhile.
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

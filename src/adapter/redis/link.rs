@@ -105,14 +105,21 @@ pub(super) enum Publisher {
 }
 
 impl Publisher {
-    pub async fn publish(&mut self, batch: &[(String, Vec<u8>)]) -> RedisResult<()> {
+    /// Send a batch. On failure: how many of its messages may not have been published (none
+    /// is sent twice: the caller counts them lost rather than retrying) and the error.
+    pub async fn publish(
+        &mut self,
+        batch: &[(String, Vec<u8>)],
+    ) -> Result<(), (usize, redis::RedisError)> {
         match self {
             Publisher::Single(c) => {
                 let mut pipe = redis::pipe();
                 for (channel, payload) in batch {
                     pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
                 }
-                pipe.query_async::<()>(c).await
+                pipe.query_async::<()>(c)
+                    .await
+                    .map_err(|e| (batch.len(), e))
             }
             Publisher::Cluster(c) => {
                 // One pipeline per channel (one slot), so each channel keeps its order; the
@@ -133,12 +140,23 @@ impl Publisher {
                 }
                 let sends = per_channel.into_iter().map(|(_, pipe)| {
                     let mut c = c.clone();
-                    async move { pipe.query_async::<()>(&mut c).await }
+                    async move {
+                        let n = pipe.len();
+                        pipe.query_async::<()>(&mut c).await.map_err(|e| (n, e))
+                    }
                 });
+                let mut failed = 0;
+                let mut error = None;
                 for r in futures_util::future::join_all(sends).await {
-                    r?;
+                    if let Err((n, e)) = r {
+                        failed += n;
+                        error.get_or_insert(e);
+                    }
                 }
-                Ok(())
+                match error {
+                    None => Ok(()),
+                    Some(e) => Err((failed, e)),
+                }
             }
         }
     }
