@@ -14,6 +14,7 @@
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{PushInfo, PushKind, RedisResult, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -87,15 +88,50 @@ impl Target {
             }
             Target::Cluster(seeds) => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let conn = Self::cluster_client(seeds, Some(tx))?
+                let mut conn = Self::cluster_client(seeds, Some(tx))?
                     .get_async_connection()
                     .await?;
+                // Every primary answers, and sees the cluster whole, before anything is
+                // subscribed: a shard still coming back fails this attempt (retried) instead of
+                // leaving its channels behind.
+                let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                let info = conn
+                    .route_command(redis::cmd("CLUSTER").arg("INFO").take(), all)
+                    .await?;
+                if !all_ok(&info) {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "a Redis Cluster shard is not ready",
+                    )));
+                }
                 let mut subs = Subscriptions::Cluster(conn);
                 subs.subscribe(channels).await?;
                 Ok((subs, Incoming::Cluster(rx)))
             }
         }
     }
+}
+
+/// Whether every `CLUSTER INFO` answer in `v` (one per primary) says `cluster_state:ok`.
+fn all_ok(v: &Value) -> bool {
+    fn texts<'a>(v: &'a Value, out: &mut Vec<&'a [u8]>) {
+        match v {
+            Value::BulkString(b) => out.push(b),
+            Value::SimpleString(s) => out.push(s.as_bytes()),
+            Value::VerbatimString { text, .. } => out.push(text.as_bytes()),
+            Value::Array(a) | Value::Set(a) => a.iter().for_each(|x| texts(x, out)),
+            Value::Map(m) => m.iter().for_each(|(_, x)| texts(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    texts(v, &mut out);
+    let ok = |t: &[u8]| t.windows(16).any(|w| w == b"cluster_state:ok");
+    !out.is_empty()
+        && out
+            .iter()
+            .filter(|t| t.starts_with(b"cluster_"))
+            .all(|t| ok(t))
 }
 
 /// Sends outgoing batches, in order.
@@ -185,20 +221,15 @@ impl Subscriptions {
     }
 }
 
-/// `SSUBSCRIBE` / `SUNSUBSCRIBE` each channel (they may live on different slots).
-async fn each(c: &ClusterConnection, channels: &[String], subscribe: bool) -> RedisResult<()> {
-    let calls = channels.iter().map(|ch| {
-        let mut c = c.clone();
-        async move {
-            if subscribe {
-                c.ssubscribe(ch).await
-            } else {
-                c.sunsubscribe(ch).await
-            }
+/// `SSUBSCRIBE` / `SUNSUBSCRIBE` each channel (they may live on different slots), one after
+/// the other: each waits for its confirmation before the next is sent.
+async fn each(c: &mut ClusterConnection, channels: &[String], subscribe: bool) -> RedisResult<()> {
+    for ch in channels {
+        if subscribe {
+            c.ssubscribe(ch).await?;
+        } else {
+            c.sunsubscribe(ch).await?;
         }
-    });
-    for r in futures_util::future::join_all(calls).await {
-        r?;
     }
     Ok(())
 }
