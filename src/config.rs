@@ -135,6 +135,11 @@ pub struct Cli {
     /// Redis pub/sub channels per app (events of a channel go to hash(channel) mod this).
     #[arg(long, env = "RF_REDIS_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub redis_partitions: u32,
+    /// Redis Sentinel master name: --redis-url then names the sentinels
+    /// (`redis://h1:26379,h2:26379`) and the node follows the primary they name. Also given by
+    /// a `redis+sentinel://h1:26379,h2:26379/MASTER` URL.
+    #[arg(long, env = "RF_REDIS_SENTINEL", value_name = "MASTER")]
+    pub redis_sentinel: Option<String>,
     /// A Redis Cluster seed node (repeat once per seed): sharded pub/sub (SPUBLISH/SSUBSCRIBE,
     /// Redis 7) instead of the one server of --redis-url.
     #[arg(long = "redis-cluster-url", value_name = "URL")]
@@ -366,7 +371,21 @@ impl Cli {
                         "--node-expiry must be longer than --node-heartbeat".into(),
                     ));
                 }
-                let url = redis_url(self.redis_url.clone(), env)?;
+                let mut url = redis_url(self.redis_url.clone(), env)?;
+                let mut sentinel = self.redis_sentinel.clone();
+                if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+                    let (hosts, master) = rest.split_once('/').unwrap_or((rest, ""));
+                    if master.is_empty() && sentinel.is_none() {
+                        return Err(ConfigError::Invalid(
+                            "Redis Sentinel URL",
+                            format!("{url}: name the master after the hosts (/mymaster)"),
+                        ));
+                    }
+                    if !master.is_empty() {
+                        sentinel = Some(master.to_string());
+                    }
+                    url = format!("redis://{hosts}");
+                }
                 if let Some(bad) = self
                     .redis_cluster_urls
                     .iter()
@@ -388,6 +407,7 @@ impl Cli {
                     subscribe_wait: Duration::from_millis(self.redis_subscribe_wait),
                     subscribe_batch: self.redis_subscribe_batch as usize,
                     cluster_urls: self.redis_cluster_urls.clone(),
+                    sentinel,
                     ..RedisSettings::default()
                 })
             }
@@ -472,7 +492,10 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
             format!("redis://{auth}{host}:{port}")
         }
     };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("unix://")
+        || url.starts_with("redis+sentinel://"))
     {
         return Err(ConfigError::Invalid("Redis URL", url));
     }
@@ -596,6 +619,7 @@ mod tests {
         .redis
         .unwrap();
         assert_eq!(r.routing, Routing::Channel);
+        assert_eq!(r.unsubscribe_linger, Duration::from_millis(250));
         assert!(r.cluster_urls.is_empty());
         let r = resolve(
             &[
@@ -612,7 +636,30 @@ mod tests {
         .redis
         .unwrap();
         assert_eq!(r.cluster_urls, ["redis://a:1", "redis://b:2"]);
-        assert_eq!(r.unsubscribe_linger, Duration::from_millis(250));
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "redis+sentinel://s1:26379,s2:26379/mymaster",
+            ],
+            &[],
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.url, "redis://s1:26379,s2:26379");
+        assert_eq!(r.sentinel.as_deref(), Some("mymaster"));
+        assert!(resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "redis+sentinel://s1:26379"
+            ],
+            &[]
+        )
+        .is_err());
         assert!(Cli::try_parse_from(["rf-broadcast", "--redis-routing", "pattern"]).is_err());
         assert!(resolve(&["--adapter", "redis", "--redis-url", "http://x"], &[]).is_err());
         assert!(resolve(

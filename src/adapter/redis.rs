@@ -82,6 +82,9 @@ pub struct RedisSettings {
     pub subscribe_batch: usize,
     /// Seed nodes of a Redis Cluster (sharded pub/sub); when empty, `url` is one server.
     pub cluster_urls: Vec<String>,
+    /// A Redis Sentinel master name: `url` names the sentinels (`redis://h1:26379,h2:26379`)
+    /// and the node talks to the primary they name, following failovers.
+    pub sentinel: Option<String>,
 }
 
 impl Default for RedisSettings {
@@ -99,6 +102,7 @@ impl Default for RedisSettings {
             subscribe_wait: Duration::from_secs(2),
             subscribe_batch: 512,
             cluster_urls: Vec::new(),
+            sentinel: None,
         }
     }
 }
@@ -226,7 +230,11 @@ impl RedisAdapter {
     /// on a malformed URL: an unreachable Redis is retried in the background while the node
     /// serves its own clients.
     pub fn start(hub: &Arc<Hub>, settings: RedisSettings) -> Result<Arc<RedisAdapter>, String> {
-        let target = Arc::new(Target::open(&settings.url, &settings.cluster_urls)?);
+        let target = Arc::new(Target::open(
+            &settings.url,
+            settings.sentinel.as_deref(),
+            &settings.cluster_urls,
+        )?);
         let (tx, rx) = mpsc::channel(settings.queue.max(16));
         let node: Arc<str> = Arc::from(format!("{:016x}", rand::random::<u64>()));
         let interest = (settings.routing == Routing::Channel).then(|| {

@@ -1,5 +1,6 @@
 //! How this node reaches Redis: one server (`PUBLISH` / `SUBSCRIBE` on one connection each
-//! way) or a Redis Cluster (sharded pub/sub, Redis 7: `SPUBLISH` / `SSUBSCRIBE`, so each
+//! way), the primary a Redis Sentinel names (asked again on every reconnection, so the node
+//! follows a failover: Sentinel drops the clients of a demoted primary), or a Redis Cluster (sharded pub/sub, Redis 7: `SPUBLISH` / `SSUBSCRIBE`, so each
 //! channel's traffic stays on the shard that owns its slot and the cluster's pub/sub capacity
 //! grows with its shards).
 //!
@@ -26,12 +27,18 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// One Redis server or the seed nodes of a Redis Cluster.
 pub(super) enum Target {
     Single(redis::Client),
+    /// The sentinels, asked for the current primary of the named master.
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
     Cluster(Vec<String>),
 }
 
 impl Target {
-    /// `cluster` seed URLs when not empty, else the single server at `url`.
-    pub fn open(url: &str, cluster: &[String]) -> Result<Target, String> {
+    /// `cluster` seed URLs when not empty; else, with a `sentinel` master name, the sentinels
+    /// at `url` (comma-separated `host:port`s after the scheme); else the single server at `url`.
+    pub fn open(url: &str, sentinel: Option<&str>, cluster: &[String]) -> Result<Target, String> {
+        if let (Some(master), true) = (sentinel, cluster.is_empty()) {
+            return Self::sentinel(url, master);
+        }
         if cluster.is_empty() {
             let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
             return Ok(Target::Single(client));
@@ -41,6 +48,61 @@ impl Target {
             .build()
             .map_err(|e| format!("invalid Redis Cluster URL: {e}"))?;
         Ok(Target::Cluster(cluster.to_vec()))
+    }
+
+    fn sentinel(url: &str, master: &str) -> Result<Target, String> {
+        use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+        use redis::IntoConnectionInfo;
+        let invalid = |e: redis::RedisError| format!("invalid Redis Sentinel URL: {e}");
+        let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+        let (auth, hosts) = match rest.rsplit_once('@') {
+            Some((auth, hosts)) => (format!("{auth}@"), hosts),
+            None => (String::new(), rest),
+        };
+        let hosts = hosts.split('/').next().unwrap_or_default();
+        let mut sentinels = Vec::new();
+        for host in hosts.split(',').filter(|h| !h.is_empty()) {
+            let one = format!("{scheme}://{auth}{host}");
+            sentinels.push(one.as_str().into_connection_info().map_err(invalid)?);
+        }
+        if sentinels.is_empty() {
+            return Err(format!("invalid Redis Sentinel URL: no sentinel in {url}"));
+        }
+        // The primary takes the same credentials as the sentinels.
+        let node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(sentinels[0].redis_settings().clone());
+        let client = SentinelClient::build(
+            sentinels,
+            master.to_string(),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(invalid)?;
+        Ok(Target::Sentinel(tokio::sync::Mutex::new(client)))
+    }
+
+    /// The server to talk to now: the one server, or the primary the sentinels name.
+    async fn server(&self) -> RedisResult<redis::Client> {
+        match self {
+            Target::Single(client) => Ok(client.clone()),
+            Target::Sentinel(s) => {
+                let client = s.lock().await.async_get_client().await?;
+                // The sentinels may lag behind a failover: only a primary will do.
+                let mut c = client.get_multiplexed_async_connection().await?;
+                let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut c).await?;
+                match role.first() {
+                    Some(Value::BulkString(r)) if r == b"master" => Ok(client),
+                    _ => Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "the server Sentinel named is not a primary (yet)",
+                    ))),
+                }
+            }
+            Target::Cluster(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a Redis Cluster has no one server",
+            ))),
+        }
     }
 
     fn cluster_client(
@@ -60,7 +122,8 @@ impl Target {
 
     pub async fn publisher(&self) -> RedisResult<Publisher> {
         match self {
-            Target::Single(client) => {
+            Target::Single(_) | Target::Sentinel(_) => {
+                let client = self.server().await?;
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -81,7 +144,8 @@ impl Target {
     /// A subscription to `channels`, confirmed.
     pub async fn subscribe(&self, channels: &[String]) -> RedisResult<(Subscriptions, Incoming)> {
         match self {
-            Target::Single(client) => {
+            Target::Single(_) | Target::Sentinel(_) => {
+                let client = self.server().await?;
                 let (mut sink, stream) = client.get_async_pubsub().await?.split();
                 sink.subscribe(channels).await?;
                 Ok((Subscriptions::Single(sink), Incoming::Single(stream)))
