@@ -145,6 +145,7 @@ async fn inbound_for_foreign_events(routing: Routing) -> u64 {
 async fn a_node_receives_only_events_it_delivers() {
     let partition = inbound_for_foreign_events(Routing::Partition).await;
     let channel = inbound_for_foreign_events(Routing::Channel).await;
+    eprintln!("B's inbound Redis messages for 100 events it does not deliver: partition {partition}, channel {channel}");
     assert!(partition >= 100, "partition routing: B got {partition}");
     // What is left is heartbeats (every 500 ms) and the like.
     assert!(channel < 20, "channel routing: B got {channel}");
