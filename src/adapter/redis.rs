@@ -36,7 +36,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 mod link;
+mod metrics;
 mod routing;
+
+pub use metrics::RedisCollector;
 
 use link::Target;
 use routing::{Interest, InterestSettings};
@@ -310,6 +313,12 @@ impl RedisAdapter {
     /// [`dropped`](Self::dropped), never sent twice.
     pub fn lost(&self) -> u64 {
         self.shared.lost.load(Ordering::Relaxed)
+    }
+
+    /// Its figures as Prometheus series (`rf_broadcast_redis_*`), read at scrape time:
+    /// register it on the metrics registry.
+    pub fn collector(self: &Arc<Self>) -> RedisCollector {
+        RedisCollector::new(self.clone())
     }
 
     /// Messages received from Redis so far (this node's inbound traffic).
