@@ -10,7 +10,7 @@
 //! environment. The development app (`app-id`/`app-key`/`app-secret`) is used only when none of
 //! these configures anything; partial credentials are an error, never filled in with it.
 
-use crate::adapter::redis::RedisSettings;
+use crate::adapter::redis::{RedisSettings, Routing};
 use crate::apps::App;
 use crate::appstore::commands::AppsCommand;
 use crate::appstore::{AppSource, PgSettings};
@@ -154,6 +154,31 @@ pub struct Cli {
     /// Redis pub/sub channels per app (events of a channel go to hash(channel) mod this).
     #[arg(long, env = "RF_REDIS_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub redis_partitions: u32,
+    /// Redis Sentinel master name: --redis-url then names the sentinels
+    /// (`redis://h1:26379,h2:26379`) and the node follows the primary they name. Also given by
+    /// a `redis+sentinel://h1:26379,h2:26379/MASTER` URL.
+    #[arg(long, env = "RF_REDIS_SENTINEL", value_name = "MASTER")]
+    pub redis_sentinel: Option<String>,
+    /// A Redis Cluster seed node (repeat once per seed): sharded pub/sub (SPUBLISH/SSUBSCRIBE,
+    /// Redis 7) instead of the one server of --redis-url.
+    #[arg(long = "redis-cluster-url", value_name = "URL")]
+    pub redis_cluster_urls: Vec<String>,
+    /// Which Redis channels carry a Pusher channel's events: `partition` (every node receives
+    /// every event of the app) or `channel` (one Redis channel per Pusher channel, subscribed
+    /// only by the nodes with subscribers for it). Every node must use the same value.
+    #[arg(long, env = "RF_REDIS_ROUTING", default_value = "partition", value_parser = ["partition", "channel"])]
+    pub redis_routing: String,
+    /// `--redis-routing channel`: milliseconds a channel stays subscribed in Redis after its
+    /// last local subscriber left.
+    #[arg(long, env = "RF_REDIS_UNSUBSCRIBE_LINGER", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub redis_unsubscribe_linger: u64,
+    /// `--redis-routing channel`: the longest, in milliseconds, a new subscriber's
+    /// subscription_succeeded waits for Redis to confirm the channel's SUBSCRIBE.
+    #[arg(long, env = "RF_REDIS_SUBSCRIBE_WAIT", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_subscribe_wait: u64,
+    /// `--redis-routing channel`: channel names per SUBSCRIBE/UNSUBSCRIBE command.
+    #[arg(long, env = "RF_REDIS_SUBSCRIBE_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub redis_subscribe_batch: u64,
     /// Seconds between this node's heartbeats to the other nodes.
     #[arg(long, env = "RF_NODE_HEARTBEAT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_heartbeat: u64,
@@ -465,13 +490,43 @@ impl Cli {
                         "--node-expiry must be longer than --node-heartbeat".into(),
                     ));
                 }
-                let url = redis_url(self.redis_url.clone(), env)?;
+                let mut url = redis_url(self.redis_url.clone(), env)?;
+                let mut sentinel = self.redis_sentinel.clone();
+                if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+                    let (hosts, master) = rest.split_once('/').unwrap_or((rest, ""));
+                    if master.is_empty() && sentinel.is_none() {
+                        return Err(ConfigError::Invalid(
+                            "Redis Sentinel URL",
+                            format!("{url}: name the master after the hosts (/mymaster)"),
+                        ));
+                    }
+                    if !master.is_empty() {
+                        sentinel = Some(master.to_string());
+                    }
+                    url = format!("redis://{hosts}");
+                }
+                if let Some(bad) = self
+                    .redis_cluster_urls
+                    .iter()
+                    .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+                {
+                    return Err(ConfigError::Invalid("Redis Cluster URL", bad.clone()));
+                }
                 Some(RedisSettings {
                     url,
                     prefix: self.redis_prefix.clone(),
                     partitions: self.redis_partitions,
                     heartbeat: Duration::from_secs(self.node_heartbeat),
                     node_expiry: Duration::from_secs(self.node_expiry),
+                    routing: match self.redis_routing.as_str() {
+                        "channel" => Routing::Channel,
+                        _ => Routing::Partition,
+                    },
+                    unsubscribe_linger: Duration::from_millis(self.redis_unsubscribe_linger),
+                    subscribe_wait: Duration::from_millis(self.redis_subscribe_wait),
+                    subscribe_batch: self.redis_subscribe_batch as usize,
+                    cluster_urls: self.redis_cluster_urls.clone(),
+                    sentinel,
                     ..RedisSettings::default()
                 })
             }
@@ -573,7 +628,10 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
             format!("redis://{auth}{host}:{port}")
         }
     };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("unix://")
+        || url.starts_with("redis+sentinel://"))
     {
         return Err(ConfigError::Invalid(
             "Redis URL",
@@ -583,7 +641,10 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
             ),
         ));
     }
-    crate::redis_probe::check_url(&url).map_err(|e| ConfigError::Invalid("Redis URL", e))?;
+    // A sentinel URL names several hosts: the adapter checks each when it opens them.
+    if !url.starts_with("redis+sentinel://") {
+        crate::redis_probe::check_url(&url).map_err(|e| ConfigError::Invalid("Redis URL", e))?;
+    }
     Ok(url)
 }
 
@@ -677,6 +738,64 @@ mod tests {
             .redis
             .unwrap();
         assert_eq!(r.url, "redis://flag:3");
+        assert_eq!(r.routing, Routing::Partition);
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-routing",
+                "channel",
+                "--redis-unsubscribe-linger",
+                "250",
+            ],
+            &[],
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.routing, Routing::Channel);
+        assert_eq!(r.unsubscribe_linger, Duration::from_millis(250));
+        assert!(r.cluster_urls.is_empty());
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-cluster-url",
+                "redis://a:1",
+                "--redis-cluster-url",
+                "redis://b:2",
+            ],
+            &[],
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.cluster_urls, ["redis://a:1", "redis://b:2"]);
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "redis+sentinel://s1:26379,s2:26379/mymaster",
+            ],
+            &[],
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.url, "redis://s1:26379,s2:26379");
+        assert_eq!(r.sentinel.as_deref(), Some("mymaster"));
+        assert!(resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "redis+sentinel://s1:26379"
+            ],
+            &[]
+        )
+        .is_err());
+        assert!(Cli::try_parse_from(["rf-broadcast", "--redis-routing", "pattern"]).is_err());
         assert!(resolve(&["--adapter", "redis", "--redis-url", "http://x"], &[]).is_err());
         assert!(resolve(
             &[

@@ -47,7 +47,7 @@ mod tls;
 mod ws;
 
 // The library face: what an embedding app uses.
-pub use adapter::redis::{RedisAdapter, RedisSettings};
+pub use adapter::redis::{RedisAdapter, RedisSettings, Routing};
 pub use apps::App;
 pub use authorize::{
     authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,

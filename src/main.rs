@@ -198,6 +198,9 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
             let metrics = Metrics::new();
             if let Some(adapter) = &adapter {
                 let adapter = adapter.clone();
+                if let Err(e) = metrics.registry().register(Box::new(adapter.collector())) {
+                    tracing::warn!("metrics: cannot register the Redis adapter's series: {e}");
+                }
                 metrics.set_adapter("redis", move || adapter.connected());
             }
             state = state.with_metrics(&metrics);

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use rf_broadcast::testing;
-use rf_broadcast::{Apps, Hub, HubSettings, RedisAdapter, RedisSettings, ServerOptions};
+use rf_broadcast::{Apps, Hub, HubSettings, RedisAdapter, RedisSettings, Routing, ServerOptions};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,10 +21,11 @@ fn prefix() -> String {
     format!("rf-test-{:016x}", rand::random::<u64>())
 }
 
-fn settings(url: &str, prefix: &str) -> RedisSettings {
+fn settings(url: &str, prefix: &str, routing: Routing) -> RedisSettings {
     RedisSettings {
         url: url.into(),
         prefix: prefix.into(),
+        routing,
         heartbeat: Duration::from_millis(500),
         node_expiry: Duration::from_millis(2_000),
         request_timeout: Duration::from_millis(1_000),
@@ -37,19 +38,19 @@ struct Node {
     adapter: Arc<RedisAdapter>,
 }
 
-async fn node(url: &str, prefix: &str) -> Node {
+async fn node(url: &str, prefix: &str, routing: Routing) -> Node {
     let hub = Hub::new(Apps::new(vec![app()]), HubSettings::default());
-    let adapter = RedisAdapter::start(&hub, settings(url, prefix)).unwrap();
+    let adapter = RedisAdapter::start(&hub, settings(url, prefix, routing)).unwrap();
     let server = TestServer::from_hub(hub, app(), ServerOptions::default()).await;
     Node { server, adapter }
 }
 
 /// `n` nodes sharing a fresh prefix, once each sees all the others.
-async fn cluster_on(url: &str, n: usize) -> Vec<Node> {
+async fn cluster_on(url: &str, routing: Routing, n: usize) -> Vec<Node> {
     let p = prefix();
     let mut nodes = Vec::new();
     for _ in 0..n {
-        nodes.push(node(url, &p).await);
+        nodes.push(node(url, &p, routing).await);
     }
     eventually("every node sees the others", || {
         nodes
@@ -60,8 +61,27 @@ async fn cluster_on(url: &str, n: usize) -> Vec<Node> {
     nodes
 }
 
-async fn cluster(n: usize) -> Vec<Node> {
-    cluster_on(REDIS, n).await
+async fn cluster(routing: Routing, n: usize) -> Vec<Node> {
+    cluster_on(REDIS, routing, n).await
+}
+
+/// Run a test body once per routing mode: `name::partition` and `name::channel`.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::Routing;
+
+            #[tokio::test]
+            async fn partition() {
+                super::$name(Routing::Partition).await
+            }
+
+            #[tokio::test]
+            async fn channel() {
+                super::$name(Routing::Channel).await
+            }
+        }
+    };
 }
 
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -76,9 +96,8 @@ fn data(v: &Value) -> Value {
     serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn publish_reaches_every_node_once_in_order() {
-    let nodes = cluster(3).await;
+async fn publish_reaches_every_node_once_in_order(routing: Routing) {
+    let nodes = cluster(routing, 3).await;
     let mut clients = Vec::new();
     for n in &nodes {
         let mut c = n.server.client().await;
@@ -86,7 +105,7 @@ async fn publish_reaches_every_node_once_in_order() {
         clients.push(c);
     }
     // Another deployment on the same Redis (other prefix) must not see any of it.
-    let other = node(REDIS, &prefix()).await;
+    let other = node(REDIS, &prefix(), routing).await;
     let mut stranger = other.server.client().await;
     stranger.subscribe("orders").await;
 
@@ -105,9 +124,10 @@ async fn publish_reaches_every_node_once_in_order() {
     stranger.expect_silence(Duration::from_millis(100)).await;
 }
 
-#[tokio::test]
-async fn socket_id_exclusion_works_across_nodes() {
-    let nodes = cluster(3).await;
+both!(publish_reaches_every_node_once_in_order);
+
+async fn socket_id_exclusion_works_across_nodes(routing: Routing) {
+    let nodes = cluster(routing, 3).await;
     let mut x = nodes[1].server.client().await;
     let mut y = nodes[2].server.client().await;
     x.subscribe("news").await;
@@ -125,9 +145,10 @@ async fn socket_id_exclusion_works_across_nodes() {
     x.expect_silence(Duration::from_millis(400)).await;
 }
 
-#[tokio::test]
-async fn client_events_cross_nodes() {
-    let nodes = cluster(2).await;
+both!(socket_id_exclusion_works_across_nodes);
+
+async fn client_events_cross_nodes(routing: Routing) {
+    let nodes = cluster(routing, 2).await;
     let mut a = nodes[0].server.client().await;
     let mut b = nodes[1].server.client().await;
     a.subscribe_private("private-chat").await;
@@ -143,9 +164,10 @@ async fn client_events_cross_nodes() {
     b.expect_silence(Duration::from_millis(100)).await;
 }
 
-#[tokio::test]
-async fn presence_is_cluster_wide() {
-    let nodes = cluster(3).await;
+both!(client_events_cross_nodes);
+
+async fn presence_is_cluster_wide(routing: Routing) {
+    let nodes = cluster(routing, 3).await;
     let room = "presence-room";
     let users_on = |i: usize| testing::presence_users(&nodes[i].server.hub, "app-id", room);
 
@@ -221,9 +243,10 @@ async fn presence_is_cluster_wide() {
     eventually("A forgot u1", || users_on(0) == ["u2"]).await;
 }
 
-#[tokio::test]
-async fn terminate_connections_across_nodes() {
-    let nodes = cluster(3).await;
+both!(presence_is_cluster_wide);
+
+async fn terminate_connections_across_nodes(routing: Routing) {
+    let nodes = cluster(routing, 3).await;
     let mut b = nodes[1].server.client().await;
     let mut c = nodes[2].server.client().await;
     let mut other = nodes[2].server.client().await;
@@ -241,9 +264,10 @@ async fn terminate_connections_across_nodes() {
     other.expect_silence(Duration::from_millis(300)).await;
 }
 
-#[tokio::test]
-async fn watchlist_and_server_to_user_across_nodes() {
-    let nodes = cluster(2).await;
+both!(terminate_connections_across_nodes);
+
+async fn watchlist_and_server_to_user_across_nodes(routing: Routing) {
+    let nodes = cluster(routing, 2).await;
     let mut w = nodes[0].server.client().await;
     w.signin(r#"{"id":"w","watchlist":["7"]}"#).await;
     let v = w.expect_next("pusher_internal:watchlist_events").await;
@@ -284,9 +308,10 @@ async fn watchlist_and_server_to_user_across_nodes() {
     );
 }
 
-#[tokio::test]
-async fn cache_channels_across_nodes() {
-    let nodes = cluster(2).await;
+both!(watchlist_and_server_to_user_across_nodes);
+
+async fn cache_channels_across_nodes(routing: Routing) {
+    let nodes = cluster(routing, 2).await;
     let (s, _) = nodes[0]
         .server
         .http()
@@ -309,6 +334,8 @@ async fn cache_channels_across_nodes() {
     assert_eq!(v["cache"]["data"], r#"{"p":1}"#);
 }
 
+both!(cache_channels_across_nodes);
+
 // ---------------------------------------------------------------------------------------------
 // Faults
 
@@ -327,12 +354,17 @@ async fn wait_tcp(port: u16) {
 }
 
 /// The real binary as a cluster node.
-async fn spawn_node(prefix: &str) -> (KillOnDrop, TestClientSide) {
+async fn spawn_node(prefix: &str, routing: Routing) -> (KillOnDrop, TestClientSide) {
+    let routing = match routing {
+        Routing::Partition => "partition",
+        Routing::Channel => "channel",
+    };
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_rf-broadcast"))
         .args(["--port", &port.to_string()])
         .args(["--adapter", "redis", "--redis-url", REDIS])
         .args(["--redis-prefix", prefix])
+        .args(["--redis-routing", routing])
         .args(["--node-heartbeat", "1", "--node-expiry", "3"])
         .args(["--log-level", "warn"])
         .stdin(Stdio::null())
@@ -387,11 +419,10 @@ async fn users_of(api: &Api, channel: &str) -> Vec<String> {
     ids
 }
 
-#[tokio::test]
-async fn killed_node_leaves_no_ghost_members() {
+async fn killed_node_leaves_no_ghost_members(routing: Routing) {
     let p = prefix();
-    let (mut victim, a) = spawn_node(&p).await;
-    let (_survivor, b) = spawn_node(&p).await;
+    let (mut victim, a) = spawn_node(&p, routing).await;
+    let (_survivor, b) = spawn_node(&p, routing).await;
     let room = "presence-ghosts";
     let mut a1 = a.client().await;
     a1.join(room, "u1", json!({})).await;
@@ -439,6 +470,8 @@ async fn killed_node_leaves_no_ghost_members() {
     );
 }
 
+both!(killed_node_leaves_no_ghost_members);
+
 fn start_redis(port: u16) -> KillOnDrop {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string()])
@@ -450,13 +483,12 @@ fn start_redis(port: u16) -> KillOnDrop {
     KillOnDrop(child)
 }
 
-#[tokio::test]
-async fn redis_restart_is_survived() {
+async fn redis_restart_is_survived(routing: Routing) {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let mut redis = start_redis(port);
     wait_tcp(port).await;
-    let nodes = cluster_on(&url, 2).await;
+    let nodes = cluster_on(&url, routing, 2).await;
     let room = "presence-restart";
     let mut a1 = nodes[0].server.client().await;
     a1.join(room, "u1", json!({})).await;
@@ -529,3 +561,5 @@ async fn redis_restart_is_survived() {
     ids.sort();
     assert_eq!(ids, ["u1", "u2", "u3"]);
 }
+
+both!(redis_restart_is_survived);

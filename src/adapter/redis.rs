@@ -2,7 +2,11 @@
 //!
 //! Every node subscribes (on one dedicated connection) to
 //! - `{prefix}#{app_id}#{p}` for each app and partition `p` (`p` = FNV-1a of the Pusher
-//!   channel name mod `partitions`): publishes, client events and presence changes;
+//!   channel name mod `partitions`): publishes, client events and presence changes (with
+//!   `routing: channel`, only what every node needs: presence, users, terminate and publishes
+//!   to cache channels);
+//! - with `routing: channel`, `{prefix}#{app_id}#ch#{channel}` for each Pusher channel it has
+//!   local subscribers for, carrying that channel's publishes and client events (`routing.rs`);
 //! - `{prefix}#nodes`: heartbeats, state syncs and channel-count questions;
 //! - `{prefix}#node#{node_id}`: answers to this node's questions.
 //!
@@ -20,8 +24,8 @@
 
 use crate::hub::{Adapter, ClusterEvent, Remote};
 use crate::hub::{Hub, SocketId};
+use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::extract::ws::Utf8Bytes;
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -30,6 +34,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
+
+mod link;
+mod metrics;
+mod routing;
+
+pub use metrics::RedisCollector;
+
+use link::Target;
+use routing::{Interest, InterestSettings};
+
+/// Which Redis channels carry a Pusher channel's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Routing {
+    /// The app's partition channels, which every node subscribes to: every node receives every
+    /// event of the app. Redis holds a constant, small number of subscriptions.
+    #[default]
+    Partition,
+    /// One Redis channel per Pusher channel, subscribed by the nodes with local subscribers for
+    /// it only: a node receives only events it delivers.
+    Channel,
+}
 
 /// How a node reaches Redis and how it watches the other nodes.
 #[derive(Debug, Clone)]
@@ -48,6 +73,21 @@ pub struct RedisSettings {
     pub request_timeout: Duration,
     /// Outgoing messages queued while Redis is slow or away; beyond it they are dropped.
     pub queue: usize,
+    /// Partition or interest (per-channel) routing of channel events.
+    pub routing: Routing,
+    /// `routing: channel`: how long a channel stays subscribed after its last local
+    /// subscriber left (a client that comes back meanwhile costs Redis nothing).
+    pub unsubscribe_linger: Duration,
+    /// `routing: channel`: the longest a new subscriber's `subscription_succeeded` is held
+    /// while Redis confirms the channel's `SUBSCRIBE`.
+    pub subscribe_wait: Duration,
+    /// `routing: channel`: channel names per `SUBSCRIBE` / `UNSUBSCRIBE` command.
+    pub subscribe_batch: usize,
+    /// Seed nodes of a Redis Cluster (sharded pub/sub); when empty, `url` is one server.
+    pub cluster_urls: Vec<String>,
+    /// A Redis Sentinel master name: `url` names the sentinels (`redis://h1:26379,h2:26379`)
+    /// and the node talks to the primary they name, following failovers.
+    pub sentinel: Option<String>,
 }
 
 impl Default for RedisSettings {
@@ -60,6 +100,12 @@ impl Default for RedisSettings {
             node_expiry: Duration::from_secs(15),
             request_timeout: Duration::from_millis(1_000),
             queue: 16_384,
+            routing: Routing::Partition,
+            unsubscribe_linger: Duration::from_secs(2),
+            subscribe_wait: Duration::from_secs(2),
+            subscribe_batch: 512,
+            cluster_urls: Vec::new(),
+            sentinel: None,
         }
     }
 }
@@ -146,6 +192,8 @@ struct Shared {
     tx: mpsc::Sender<Out>,
     /// Messages dropped because the queue was full or Redis was unreachable.
     dropped: AtomicU64,
+    /// Of those, messages whose publish failed (Redis away, a shard down, a failover).
+    lost: AtomicU64,
     connected: AtomicBool,
     /// Other nodes and when they were last heard from.
     nodes: Mutex<HashMap<Arc<str>, Instant>>,
@@ -154,11 +202,25 @@ struct Shared {
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<ChannelCounts>>>,
     next_id: AtomicU64,
     resubscribe: Notify,
+    /// `routing: channel`: this node's per-channel subscriptions.
+    interest: Option<Arc<Interest>>,
+    /// Messages received from Redis (other nodes' and its own).
+    received: AtomicU64,
+    /// Each app's recovery window, as configured at start.
+    recovery_windows: HashMap<String, Duration>,
 }
 
 /// Joins this node to the others over Redis. See the module docs.
 pub struct RedisAdapter {
     shared: Arc<Shared>,
+}
+
+/// Whether interest routing gives the channel its own Redis channel. Cache channels stay on
+/// the partitions (every node keeps their last event for subscribers to come), and so do
+/// `#server-to-user-` channels (their listeners are signed-in users, not subscribers).
+fn routed_by_interest(channel: &str) -> bool {
+    let info = ChannelInfo::of(channel);
+    !info.cache && info.kind != ChannelKind::ServerToUser
 }
 
 /// FNV-1a, stable across builds and machines (the partition must agree on every node).
@@ -177,11 +239,20 @@ impl RedisAdapter {
     /// serves its own clients.
     pub fn start(hub: &Arc<Hub>, settings: RedisSettings) -> Result<Arc<RedisAdapter>, String> {
         crate::redis_probe::install_tls_provider();
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| format!("invalid Redis URL: {e}"))?;
+        let link = Arc::new(Target::open(
+            &settings.url,
+            settings.sentinel.as_deref(),
+            &settings.cluster_urls,
+        )?);
         let target = crate::redis_probe::target(&settings.url);
         let (tx, rx) = mpsc::channel(settings.queue.max(16));
         let node: Arc<str> = Arc::from(format!("{:016x}", rand::random::<u64>()));
+        let interest = (settings.routing == Routing::Channel).then(|| {
+            Interest::new(InterestSettings {
+                max_wait: settings.subscribe_wait,
+                batch: settings.subscribe_batch.max(1),
+            })
+        });
         let shared = Arc::new(Shared {
             node,
             target,
@@ -191,15 +262,23 @@ impl RedisAdapter {
             hub: Arc::downgrade(hub),
             tx,
             dropped: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             nodes: Mutex::new(HashMap::new()),
             own_seen: Mutex::new(Instant::now()),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             resubscribe: Notify::new(),
+            interest,
+            received: AtomicU64::new(0),
+            recovery_windows: hub
+                .apps()
+                .iter()
+                .map(|a| (a.id.clone(), Duration::from_secs(a.recovery_window)))
+                .collect(),
         });
-        tokio::spawn(publisher(shared.clone(), client.clone(), rx));
-        tokio::spawn(subscriber(shared.clone(), client));
+        tokio::spawn(publisher(shared.clone(), link.clone(), rx));
+        tokio::spawn(subscriber(shared.clone(), link));
         tokio::spawn(watchdog(shared.clone()));
         let adapter = Arc::new(RedisAdapter { shared });
         hub.set_adapter(adapter.clone());
@@ -244,6 +323,37 @@ impl RedisAdapter {
     pub fn nodes(&self) -> usize {
         self.shared.nodes.lock().len()
     }
+
+    /// Messages whose publish failed (Redis away, a shard down, a failover): part of
+    /// [`dropped`](Self::dropped), never sent twice.
+    pub fn lost(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed)
+    }
+
+    /// Its figures as Prometheus series (`rf_broadcast_redis_*`), read at scrape time:
+    /// register it on the metrics registry.
+    pub fn collector(self: &Arc<Self>) -> RedisCollector {
+        RedisCollector::new(self.clone())
+    }
+
+    /// Messages received from Redis so far (this node's inbound traffic).
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// `routing: channel`: per-channel Redis subscriptions confirmed now (0 otherwise).
+    pub fn channel_subscriptions(&self) -> usize {
+        self.shared.interest.as_ref().map_or(0, |i| i.subscribed())
+    }
+
+    /// `routing: channel`: `SUBSCRIBE`/`UNSUBSCRIBE` commands sent, and subscribers released
+    /// because a `SUBSCRIBE` was not confirmed within `subscribe_wait`.
+    pub fn routing_stats(&self) -> (u64, u64) {
+        self.shared
+            .interest
+            .as_ref()
+            .map_or((0, 0), |i| (i.commands(), i.timeouts()))
+    }
 }
 
 impl Shared {
@@ -266,6 +376,11 @@ impl Shared {
             Some(hub) => hub.apps().iter().map(|a| a.id.clone()).collect(),
             None => Vec::new(),
         }
+    }
+
+    /// `routing: channel`: the Redis channel of one Pusher channel.
+    fn channel_route(&self, app_id: &str, channel: &str) -> String {
+        format!("{}#{app_id}#ch#{channel}", self.settings.prefix)
     }
 
     fn all_channels(&self) -> Vec<String> {
@@ -451,6 +566,28 @@ impl Adapter for RedisAdapter {
     fn send(&self, app_id: &str, event: ClusterEvent) {
         let sh = &self.shared;
         let app = app_id.to_string();
+        let event = match event {
+            // Interest routing: only the nodes with subscribers for the channel listen on its
+            // route.
+            ClusterEvent::Publish {
+                channel,
+                frame,
+                except,
+                cache,
+            } if sh.interest.is_some() && routed_by_interest(&channel) => {
+                let route = sh.channel_route(app_id, &channel);
+                let msg = Msg::Publish {
+                    app,
+                    channel: channel.to_string(),
+                    frame: frame.as_str().to_string(),
+                    except: except.map(|s| s.0),
+                    cache,
+                };
+                sh.enqueue(route, msg);
+                return;
+            }
+            other => other,
+        };
         let (key, msg) = match event {
             ClusterEvent::Publish {
                 channel,
@@ -501,6 +638,22 @@ impl Adapter for RedisAdapter {
         sh.enqueue(sh.app_channel(app_id, &key), msg);
     }
 
+    fn interest(&self, app_id: &str, channel: &Arc<str>, occupied: bool) {
+        let sh = &self.shared;
+        if let (Some(interest), true) = (&sh.interest, routed_by_interest(channel)) {
+            // An app with recovery keeps receiving a vacated channel's events for its window,
+            // so a client that comes back is replayed what it missed.
+            let keep = sh.recovery_windows.get(app_id).copied().unwrap_or_default();
+            let linger = sh.settings.unsubscribe_linger.max(keep);
+            interest.set(sh.channel_route(app_id, channel), occupied, linger);
+        }
+    }
+
+    fn ready(&self, app_id: &str, channel: &str) -> Option<Remote<()>> {
+        let interest = self.shared.interest.as_ref()?;
+        interest.ready(&self.shared.channel_route(app_id, channel))
+    }
+
     fn remote_channels(&self, app_id: &str, prefix: &str) -> Remote<Vec<(String, usize)>> {
         let sh = self.shared.clone();
         let expected = sh.nodes.lock().len();
@@ -543,11 +696,8 @@ impl Adapter for RedisAdapter {
 }
 
 /// Publish queued messages in order, pipelined; reconnect when the connection breaks.
-async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receiver<Out>) {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<Out>) {
+    let mut conn: Option<link::Publisher> = None;
     let mut down = false;
     let mut batch: Vec<Out> = Vec::with_capacity(256);
     while let Some(first) = rx.recv().await {
@@ -558,38 +708,26 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        for (channel, payload) in &batch {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
-        }
-        let mut sent = false;
-        for _ in 0..2 {
-            if conn.is_none() {
-                match client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        if let Some(n) = (!down).then(|| sh.outage.allow()).flatten() {
-                            tracing::warn!(
-                                "redis adapter: cannot publish to Redis at {}: {e}{}",
-                                sh.target,
-                                crate::ratelog::held_back(n)
-                            );
-                        }
-                        down = true;
-                        break;
+        if conn.is_none() {
+            match target.publisher().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    if let Some(n) = (!down).then(|| sh.outage.allow()).flatten() {
+                        tracing::warn!(
+                            "redis adapter: cannot publish to Redis at {}: {e}{}",
+                            sh.target,
+                            crate::ratelog::held_back(n)
+                        );
                     }
                 }
             }
-            let Some(c) = conn.as_mut() else { break };
-            match pipe.query_async::<()>(c).await {
-                Ok(()) => {
-                    sent = true;
-                    break;
-                }
-                Err(e) => {
+        }
+        // Sent once: a batch that fails is counted lost, never sent again (it may have been
+        // published in part, and a second send would duplicate that part).
+        let lost = match conn.as_mut() {
+            Some(c) => match c.publish(&batch).await {
+                Ok(()) => 0,
+                Err((n, e)) => {
                     if let Some(n) = (!down).then(|| sh.outage.allow()).flatten() {
                         tracing::warn!(
                             "redis adapter: publish to Redis at {} failed: {e}{}",
@@ -598,17 +736,23 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
                         );
                     }
                     conn = None;
+                    n
                 }
-            }
-        }
-        if sent {
+            },
+            None => batch.len(),
+        };
+        if lost == 0 {
             if down {
                 tracing::info!("redis adapter: publishing to Redis at {} again", sh.target);
             }
             down = false;
         } else {
+            let total = sh.lost.fetch_add(lost as u64, Ordering::Relaxed) + lost as u64;
+            if !down || total.is_power_of_two() {
+                tracing::warn!(lost, total, "redis adapter: messages to other nodes lost");
+            }
             down = true;
-            sh.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            sh.dropped.fetch_add(lost as u64, Ordering::Relaxed);
             // Do not spin while Redis is away; the queue absorbs what comes meanwhile.
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -621,7 +765,7 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
 
 /// Keep one subscription up: subscribe, hand every message to the hub, and on loss
 /// reconnect with backoff and resynchronise.
-async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
+async fn subscriber(sh: Arc<Shared>, target: Arc<Target>) {
     let mut backoff = Duration::from_millis(100);
     let mut was_up = false;
     loop {
@@ -629,14 +773,10 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
             return;
         }
         let channels = sh.all_channels();
-        let attempt = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut ps = client.get_async_pubsub().await?;
-            ps.subscribe(&channels).await?;
-            Ok::<_, redis::RedisError>(ps)
-        })
-        .await;
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(2), target.subscribe(&channels)).await;
         match attempt {
-            Ok(Ok(ps)) => {
+            Ok(Ok((mut sink, mut stream))) => {
                 backoff = Duration::from_millis(100);
                 if was_up {
                     tracing::info!(
@@ -651,25 +791,35 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
                 let Some(hub) = sh.hub.upgrade() else { return };
                 sh.on_connected(&hub);
                 drop(hub);
-                let (mut sink, mut stream) = ps.split();
+                // Per-channel subscriptions ride on the same connection, so their messages
+                // are ordered with the partition channels'.
+                let routes = sh.interest.clone().map(|interest| {
+                    let generation = interest.connected();
+                    AbortOnDrop(tokio::spawn(routing::reconcile(
+                        interest,
+                        sink.clone(),
+                        generation,
+                    )))
+                });
                 let mut subscribed: HashSet<String> = channels.into_iter().collect();
                 loop {
                     tokio::select! {
                         msg = stream.next() => match msg {
-                            Some(msg) => {
+                            Some(payload) => {
+                                sh.received.fetch_add(1, Ordering::Relaxed);
                                 let Some(hub) = sh.hub.upgrade() else { return };
-                                sh.handle(&hub, msg.get_payload_bytes());
+                                sh.handle(&hub, &payload);
                             }
                             None => break,
                         },
                         _ = sh.resubscribe.notified() => break,
                         _ = sh.apps_changed.notified() => {
                             let want: HashSet<String> = sh.all_channels().into_iter().collect();
-                            let add: Vec<&String> = want.difference(&subscribed).collect();
+                            let add: Vec<String> = want.difference(&subscribed).cloned().collect();
                             if !add.is_empty() && sink.subscribe(&add).await.is_err() {
                                 break;
                             }
-                            let gone: Vec<&String> = subscribed.difference(&want).collect();
+                            let gone: Vec<String> = subscribed.difference(&want).cloned().collect();
                             if !gone.is_empty() && sink.unsubscribe(&gone).await.is_err() {
                                 break;
                             }
@@ -678,6 +828,11 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
                     }
                 }
                 sh.connected.store(false, Ordering::Relaxed);
+                drop(routes);
+                if let Some(interest) = &sh.interest {
+                    interest.disconnected();
+                }
+                drop(sink);
                 tracing::warn!(
                     "redis adapter: lost the Redis subscription at {}; serving local clients, reconnecting",
                     sh.target
@@ -704,6 +859,15 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A task that ends with its owner (the subscription it serves).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -207,6 +207,7 @@ impl AppHub {
                 state.fan_out(frame, None);
             }
             if state.subscribers.is_empty() {
+                self.node.adapter().interest(&self.id, &name, true);
                 self.node.emit(|| HubEvent::ChannelOccupied {
                     app_id: self.id.clone(),
                     channel: name.clone(),
@@ -224,6 +225,9 @@ impl AppHub {
                 });
             }
             state.subscribers.insert(conn.socket_id, conn.clone());
+            if let Some(ready) = self.node.adapter().ready(&self.id, &name) {
+                conn.hold_until(ready);
+            }
             self.node.emit(|| HubEvent::Subscribed {
                 app_id: self.id.clone(),
                 socket_id: conn.socket_id,
@@ -325,6 +329,7 @@ impl AppHub {
                 }
             }
             if state.subscribers.is_empty() {
+                self.node.adapter().interest(&self.id, &name, false);
                 self.node.emit(|| HubEvent::ChannelVacated {
                     app_id: self.id.clone(),
                     channel: name.clone(),

@@ -61,6 +61,20 @@ pub trait Adapter: Send + Sync + 'static {
     fn remote_channels(&self, _app_id: &str, _prefix: &str) -> Remote<Vec<(String, usize)>> {
         Box::pin(std::future::ready(Vec::new()))
     }
+
+    /// `channel` got its first subscriber on this node (`occupied`) or lost its last. Called
+    /// under the channel's shard lock, so in order and exactly once per change (unlike the
+    /// observers' queues, this never drops): an adapter that routes by interest keeps its
+    /// subscriptions from it. Must not block.
+    fn interest(&self, _app_id: &str, _channel: &Arc<str>, _occupied: bool) {}
+
+    /// `None` when what other nodes publish to `channel` already reaches this node; otherwise
+    /// a future that completes once it does (or the adapter stopped waiting). The hub holds a
+    /// new subscriber's queue, its `subscription_succeeded` first, until then: a client misses
+    /// nothing published after it was told it is subscribed. Must not block.
+    fn ready(&self, _app_id: &str, _channel: &str) -> Option<Remote<()>> {
+        None
+    }
 }
 
 /// A single node: there is nobody to tell.

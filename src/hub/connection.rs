@@ -88,6 +88,8 @@ pub struct CloseRequest {
 struct Outbox {
     queue: VecDeque<Utf8Bytes>,
     close: Option<CloseRequest>,
+    /// Holds on the queue (`hold_until`): while any, frames queue up but are not written.
+    holds: u32,
 }
 
 /// One subscription as the connection remembers it (for clean-up and client events).
@@ -230,10 +232,34 @@ impl Connection {
     /// read under the same lock.
     pub(crate) fn pop(&self) -> Result<Utf8Bytes, Option<CloseRequest>> {
         let mut ob = self.outbox.lock();
+        if ob.holds > 0 && ob.close.is_none() {
+            return Err(None);
+        }
         match ob.queue.pop_front() {
             Some(frame) => Ok(frame),
             None => Err(ob.close.clone()),
         }
+    }
+
+    /// Write nothing more to the client until `ready` completes (the adapter's
+    /// [`Adapter::ready`](super::Adapter::ready)); frames keep queueing meanwhile. Outside a
+    /// tokio runtime nothing could release it, so nothing is held.
+    pub(crate) fn hold_until(self: &Arc<Self>, ready: super::Remote<()>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.outbox.lock().holds += 1;
+        let conn = self.clone();
+        runtime.spawn(async move {
+            ready.await;
+            let mut ob = conn.outbox.lock();
+            ob.holds -= 1;
+            let wake = ob.holds == 0 && !ob.queue.is_empty();
+            drop(ob);
+            if wake {
+                conn.waker.wake();
+            }
+        });
     }
 
     /// The pending close request, if any.
@@ -336,6 +362,22 @@ mod tests {
         c.seen();
         let t1 = now_ms();
         assert_eq!(c.heartbeat(t1 + 999, 1000, 1000), Heartbeat::Alive);
+    }
+
+    #[tokio::test]
+    async fn a_held_queue_is_written_once_released() {
+        let c = Arc::new(test_connection(8));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        c.hold_until(Box::pin(async move {
+            let _ = rx.await;
+        }));
+        c.push(Utf8Bytes::from_static("succeeded"));
+        assert!(matches!(c.pop(), Err(None)), "held");
+        tx.send(()).unwrap();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(c.pop().unwrap().as_str(), "succeeded");
     }
 
     #[test]
