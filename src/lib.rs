@@ -29,6 +29,7 @@ mod apps;
 mod auth;
 mod broadcaster;
 mod config;
+mod console;
 mod dev;
 mod hub;
 mod protocol;
@@ -51,6 +52,8 @@ pub use server::{serve, AppState, ServerOptions};
 #[doc(hidden)]
 pub mod cli {
     pub use crate::config::{Cli, Config, ProcessEnv};
+    /// The debug console: bind its listener, then serve it beside the server.
+    pub use crate::console::{bind as bind_console, serve as serve_console};
 }
 
 #[doc(hidden)]

@@ -453,8 +453,10 @@ impl Hub {
             app_id: ah.id.clone(),
             channels: channels.iter().map(|c| Arc::from(c.as_ref())).collect(),
             event: Arc::from(event),
+            data: Arc::from(data),
             bytes: data.len(),
             recipients,
+            except,
         });
         recipients
     }
@@ -484,7 +486,7 @@ impl Hub {
         frame: Utf8Bytes,
     ) {
         let ah = conn.app_hub();
-        ah.deliver(channel, &frame, Some(conn.socket_id), false);
+        let recipients = ah.deliver(channel, &frame, Some(conn.socket_id), false);
         self.node.emit(|| HubEvent::ClientEvent {
             app_id: ah.id.clone(),
             channel: Arc::from(channel),
@@ -496,6 +498,7 @@ impl Hub {
                 .lock()
                 .subscription(channel)
                 .and_then(|s| s.user_id.clone()),
+            recipients,
         });
         self.node.tell_cluster(&ah.id, || ClusterEvent::Publish {
             channel: channel.into(),

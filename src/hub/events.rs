@@ -62,16 +62,22 @@ pub enum HubEvent {
         socket_id: SocketId,
         /// The sender's presence user id, on presence channels.
         user_id: Option<Arc<str>>,
+        /// How many connections on this node it was queued for.
+        recipients: usize,
     },
     /// An event published through the HTTP API or the library.
     ApiPublish {
         app_id: Arc<str>,
         channels: Arc<[Arc<str>]>,
         event: Arc<str>,
+        /// The event's `data` as published (sent verbatim).
+        data: Arc<str>,
         /// Size of the event's `data`.
         bytes: usize,
         /// How many connections on this node it was queued for.
         recipients: usize,
+        /// The publisher's own connection, which did not get it (`socket_id`).
+        except: Option<SocketId>,
     },
     /// A cache channel was subscribed while it held no cached event.
     CacheMiss { app_id: Arc<str>, channel: Arc<str> },

@@ -45,6 +45,7 @@ mod channels;
 mod cluster;
 pub mod connection;
 pub mod events;
+pub(crate) mod inspect;
 mod presence;
 mod registry;
 mod remote;
