@@ -11,6 +11,7 @@ use super::cluster::ClusterEvent;
 use super::connection::{Connection, SocketId, Subscription};
 use super::events::{HubEvent, MemberChange};
 use super::presence::Presence;
+use super::recovery::{self, Stream};
 use super::registry::AppHub;
 use super::Hub;
 use crate::apps::App;
@@ -39,6 +40,8 @@ pub(super) struct ChannelState {
     /// `subscription_count` throttling for large channels: when it was last sent.
     pub(super) count_sent: Option<Instant>,
     pub(super) count_dirty: bool,
+    /// Recovered channels: recent API publishes with their offsets.
+    pub(super) recovery: Option<Box<Stream>>,
 }
 
 impl ChannelState {
@@ -49,6 +52,7 @@ impl ChannelState {
             cache: None,
             count_sent: None,
             count_dirty: false,
+            recovery: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl ChannelState {
         self.subscribers.is_empty()
             && self.live_cache().is_none()
             && self.presence.as_ref().is_none_or(Presence::is_empty)
+            && self.recovery.as_ref().is_none_or(|s| s.is_empty())
     }
 
     /// Queue `frame` for every subscriber but `except`; how many got it. Every frame that
@@ -164,6 +169,7 @@ impl AppHub {
 
         let cache = ChannelInfo::of(channel).cache;
         let mut first_here = false;
+        let mut cursor_for = None;
         let user_id = member
             .as_ref()
             .map(|m| Arc::<str>::from(m.user_id.as_str()));
@@ -223,7 +229,20 @@ impl AppHub {
                 socket_id: conn.socket_id,
                 channel: name.clone(),
             });
-            conn.push(protocol::subscription_succeeded(channel, &data));
+            let recovered = recovery::recovers(&app, channel)
+                .then(|| self.recover(conn, &name, state))
+                .flatten();
+            match recovered {
+                Some((cursor, replay)) => {
+                    let data = recovery::succeeded_data(channel, data, &replay);
+                    conn.push(protocol::subscription_succeeded(channel, &data));
+                    for frame in replay.frames {
+                        conn.push(frame);
+                    }
+                    cursor_for = Some(cursor);
+                }
+                None => conn.push(protocol::subscription_succeeded(channel, &data)),
+            }
             if cache {
                 match state.live_cache() {
                     Some(frame) => conn.push(frame.clone()),
@@ -248,6 +267,9 @@ impl AppHub {
             channel: name.clone(),
             user_id,
         });
+        if let Some(cursor) = cursor_for {
+            recovery::track(&mut state.lineage, name.clone(), cursor);
+        }
         drop(state);
         if let (Some(member), true) = (member, first_here) {
             self.node
@@ -275,6 +297,9 @@ impl AppHub {
             };
             if state.subscribers.swap_remove(&conn.socket_id).is_none() {
                 return;
+            }
+            if let (Some(stream), Some(_)) = (state.recovery.as_mut(), conn.lineage()) {
+                stream.keep(Duration::from_secs(app.recovery_window));
             }
             self.node.emit(|| HubEvent::Unsubscribed {
                 app_id: self.id.clone(),
@@ -364,12 +389,26 @@ impl AppHub {
             }
             return n;
         }
-        if cache && ChannelInfo::of(channel).cache {
-            let ttl = self.app().cache_ttl;
-            let mut shard = self.shard(channel).write();
-            let (_, state) = entry(&mut shard, channel);
-            state.cache = Some((frame.clone(), cache_expiry(ttl)));
-            return state.fan_out(frame, except);
+        if cache {
+            let app = self.app.load();
+            let cached = ChannelInfo::of(channel).cache;
+            let recovered = recovery::recovers(&app, channel);
+            if cached || recovered {
+                let mut shard = self.shard(channel).write();
+                let (name, state) = entry(&mut shard, channel);
+                if cached {
+                    state.cache = Some((frame.clone(), cache_expiry(app.cache_ttl)));
+                }
+                if recovered {
+                    self.buffer(&app, &name, state, frame, except);
+                }
+                let n = state.fan_out(frame, except);
+                drop(shard);
+                if recovered {
+                    self.trim_recovery(&app);
+                }
+                return n;
+            }
         }
         let shard = self.shard(channel).read();
         match shard.get(channel) {
@@ -389,14 +428,11 @@ impl Hub {
         channel: &str,
         member: Option<MemberData>,
     ) -> Result<(), SubscribeError> {
-        let result = conn.app_hub().subscribe(conn, channel, member);
-        if let Err(e) = &result {
-            self.refused(conn, channel, &e.to_string());
-        }
-        result
+        conn.app_hub().subscribe(conn, channel, member)
     }
 
-    /// Tell observers a subscription was refused (`reason` must not hold a secret).
+    /// Tell observers a subscription was refused (`reason` must not hold a secret). The
+    /// WebSocket layer calls it for every refusal it sends, the hub's own included.
     pub(crate) fn refused(&self, conn: &Connection, channel: &str, reason: &str) {
         self.node.emit(|| HubEvent::SubscriptionRefused {
             app_id: conn.app_hub().id.clone(),
@@ -415,7 +451,10 @@ impl Hub {
                 .iter()
                 .position(|s| &*s.channel == channel)
             {
-                Some(i) => state.subscriptions.swap_remove(i),
+                Some(i) => {
+                    recovery::untrack(&mut state.lineage, channel);
+                    state.subscriptions.swap_remove(i)
+                }
                 None => return,
             }
         };

@@ -21,6 +21,7 @@
 //! - `remote.rs`: the mirror of what other nodes reported;
 //! - `tick.rs`: the once-a-second sweep (heartbeats, throttled counts, cache expiry);
 //! - `stats.rs`: channel figures for the HTTP API, merged across the cluster;
+//! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
 //! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
 //!   two ports out of the hub.
 //!
@@ -34,7 +35,7 @@
 //!    update that connection's own record, released before any shard or user map is touched;
 //! 3. a channel shard (`AppHub::shards[n]`), one at a time;
 //! 4. the user maps of an app: `users`, then `remote_users`; `watchers` alone, never together
-//!    with another map; `connections` alone;
+//!    with another map; `connections` alone; `lineages` (recovery) alone;
 //! 5. a connection's outbox (`Connection::push`): the innermost lock, taken under any of the
 //!    above (fan-out pushes while holding the shard or user map it walks).
 //!
@@ -47,6 +48,7 @@ pub mod connection;
 pub mod events;
 pub(crate) mod inspect;
 mod presence;
+mod recovery;
 mod registry;
 mod remote;
 mod stats;
@@ -57,7 +59,9 @@ pub use channels::SubscribeError;
 pub use cluster::{Adapter, ClusterEvent, LocalAdapter, Remote};
 pub use connection::{CloseRequest, Connection, SocketId};
 pub use events::{HubEvent, MemberChange, ObserverHandle};
+pub use recovery::valid_lineage;
 pub use registry::AppsReload;
+pub use users::SignInError;
 
 use crate::apps::Apps;
 use events::Events;

@@ -9,6 +9,7 @@
 use super::channels::Shard;
 use super::connection::{CloseRequest, Connection, SocketId};
 use super::events::HubEvent;
+use super::recovery::Lineages;
 use super::{Hub, Node};
 use crate::apps::{App, Apps};
 use crate::protocol::ErrorCode;
@@ -25,7 +26,7 @@ pub struct AppHub {
     /// The app's id, fixed for the `AppHub`'s life (the table is keyed by it).
     pub(super) id: Arc<str>,
     /// The app's current settings; swapped by a reload.
-    app: ArcSwap<App>,
+    pub(super) app: ArcSwap<App>,
     pub(super) node: Arc<Node>,
     /// Channels by name, sharded by name hash so publishes to different channels never meet.
     pub(super) shards: Box<[Shard]>,
@@ -39,6 +40,8 @@ pub struct AppHub {
     pub(super) connections: Mutex<HashMap<SocketId, Arc<Connection>>>,
     /// `connections.len()` without the lock (the quota check).
     connection_count: AtomicUsize,
+    /// Missed-message recovery: live and parked lineages, the app's buffered bytes.
+    pub(super) lineages: Mutex<Lineages>,
 }
 
 impl AppHub {
@@ -53,6 +56,7 @@ impl AppHub {
             watchers: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             connection_count: AtomicUsize::new(0),
+            lineages: Mutex::new(Lineages::default()),
         })
     }
 
@@ -62,7 +66,10 @@ impl AppHub {
     }
 
     /// Register a new connection; `Err` when the app is over its connection quota.
-    pub(super) fn connect(self: &Arc<Self>) -> Result<Arc<Connection>, ErrorCode> {
+    pub(super) fn connect(
+        self: &Arc<Self>,
+        lineage: Option<Arc<str>>,
+    ) -> Result<Arc<Connection>, ErrorCode> {
         let app = self.app();
         let count = self.connection_count.fetch_add(1, Ordering::Relaxed);
         if app.max_connections.is_some_and(|max| count >= max) {
@@ -73,8 +80,10 @@ impl AppHub {
         let conn = Arc::new(Connection::new(
             self.clone(),
             self.node.settings.max_queued_frames,
+            lineage,
         ));
         self.connections.lock().insert(conn.socket_id, conn.clone());
+        self.lineage_connected(&conn);
         self.node.emit(|| HubEvent::ConnectionOpened {
             app_id: self.id.clone(),
             socket_id: conn.socket_id,
@@ -94,6 +103,7 @@ impl AppHub {
         if let Some(user) = &state.user {
             self.sign_out(conn, user, &state.watchlist);
         }
+        self.lineage_disconnected(conn, state.lineage);
         self.connection_count.fetch_sub(1, Ordering::Relaxed);
         self.node.connections_total.fetch_sub(1, Ordering::Relaxed);
         self.node.emit(|| {
@@ -264,10 +274,20 @@ impl Hub {
     }
 
     /// Register a new connection of `app`; `Err` when the app is unknown or over its quota.
+    #[cfg(test)]
     pub(crate) fn connect(&self, app: &App) -> Result<Arc<Connection>, ErrorCode> {
+        self.connect_lineage(app, None)
+    }
+
+    /// Register a new connection that came with a lineage id (missed-message recovery).
+    pub(crate) fn connect_lineage(
+        &self,
+        app: &App,
+        lineage: Option<Arc<str>>,
+    ) -> Result<Arc<Connection>, ErrorCode> {
         self.app(&app.id)
             .ok_or(ErrorCode::AppDoesNotExist)?
-            .connect()
+            .connect(lineage)
     }
 
     /// Forget a connection: leave every channel (with `member_removed` where it was a user's

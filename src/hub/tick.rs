@@ -5,7 +5,7 @@
 use super::channels::SUBSCRIPTION_COUNT_INTERVAL;
 use super::connection::{self, CloseRequest, Heartbeat};
 use super::Hub;
-use crate::protocol::{self, ErrorCode};
+use crate::protocol::ErrorCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,9 @@ impl Hub {
     pub(crate) fn tick(&self) {
         self.sweep_heartbeats();
         for ah in self.app_hubs() {
+            if ah.app().recovery_window > 0 {
+                ah.recovery_tick();
+            }
             for shard in ah.shards.iter() {
                 let mut shard = shard.write();
                 shard.retain(|name, state| {
@@ -51,7 +54,9 @@ impl Hub {
             for conn in conns.values() {
                 match conn.heartbeat(now, activity, pong) {
                     Heartbeat::Alive => {}
-                    Heartbeat::Ping => conn.push(protocol::ping()),
+                    Heartbeat::Ping => {
+                        conn.ping();
+                    }
                     Heartbeat::Dead => conn.close(CloseRequest {
                         code: ErrorCode::PongNotReceived,
                         message: "Pong reply not received",

@@ -1,4 +1,4 @@
-//! Channel names: validation and the kind a name's prefix selects (`pusher-protocol.md` §2.1-2.2).
+//! Channel names: validation and the kind a name's prefix selects (`docs/pusher-protocol.md` §2.1-2.2).
 
 /// What a channel name's prefix makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! the hub and the HTTP API build the frames they send with the functions here, so every frame
 //! of a kind is encoded the same way, once. Its one outside type is the frame buffer itself
 //! (`Utf8Bytes`, the reference-counted text the socket writes without a copy). See
-//! `pusher-protocol.md` §1–§4.
+//! `docs/pusher-protocol.md` §1–§4.
 
 pub mod channel;
 pub mod error;
@@ -28,12 +28,12 @@ pub struct ClientFrame<'a> {
     pub data: Option<&'a RawValue>,
 }
 
-/// Why a client frame could not be read.
+/// Why a client frame could not be read (the refusal adds "Invalid message format: ").
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
-    #[error("Invalid message format: {0}")]
+    #[error("{0}")]
     Malformed(String),
-    #[error("Invalid message format: field '{0}' is missing or not a string")]
+    #[error("field '{0}' is missing")]
     MissingField(&'static str),
 }
 
