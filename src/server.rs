@@ -5,12 +5,13 @@
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use axum::Router;
+use axum::{Extension, Router};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -93,21 +94,35 @@ async fn lineage_upgrade(
     State(state): State<AppState>,
     Path((lineage, key)): Path<(String, String)>,
     query: RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !crate::hub::valid_lineage(&lineage) {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     }
-    upgrade_with(state, key, query, upgrade, Some(Arc::from(lineage)))
+    upgrade_with(
+        state,
+        key,
+        query,
+        upgrade,
+        Some(Arc::from(lineage)),
+        peer_ip(peer),
+    )
 }
 
 async fn ws_upgrade(
     State(state): State<AppState>,
     Path(key): Path<String>,
     query: RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade_with(state, key, query, upgrade, None)
+    upgrade_with(state, key, query, upgrade, None, peer_ip(peer))
+}
+
+/// The client's address, when the listener recorded it (observers mask it).
+fn peer_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<std::net::IpAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr.ip())
 }
 
 fn upgrade_with(
@@ -116,6 +131,7 @@ fn upgrade_with(
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
     lineage: Option<Arc<str>>,
+    peer: Option<std::net::IpAddr>,
 ) -> Response {
     let params = crate::api::parse_query(query.as_deref().unwrap_or(""));
     let protocol = params
@@ -126,6 +142,7 @@ fn upgrade_with(
         app: state.hub.app_by_key(&key),
         protocol,
         lineage,
+        peer,
     };
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();
@@ -159,11 +176,14 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server =
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = tx.send(());
-        });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
     let closer = {
         let hub = hub.clone();
         async move {

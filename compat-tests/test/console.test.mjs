@@ -92,6 +92,13 @@ test('debug console: login, live rows, filters, pause, export, inspectors, event
   assert.equal(session.sameSite, 'Strict');
   assert.ok(!session.value.includes(TOKEN), 'the cookie is not the token');
   await until(() => document.getElementById('stream-state').textContent === 'live', null, 'stream live');
+  if (SHOTS) {
+    // Some traffic first, so the screenshot's sparklines have a history.
+    for (let i = 0; i < 24; i++) {
+      await sdk.trigger('ticker', 'tick', { i });
+      await sleep(200);
+    }
+  }
 
   // A pusher-js client connects and subscribes: public, private (SDK-signed), presence.
   const alice = await clients.pusher(srv, {
@@ -104,6 +111,7 @@ test('debug console: login, live rows, filters, pause, export, inspectors, event
   const opened = await rowWhere((r) => r.type === 'connection_opened', 'connection_opened row');
   assert.equal(opened.socket_id, sid);
   assert.equal(opened.app_id, APP.id);
+  assert.equal(opened.ip, '127.0.0.x', 'client address masked');
   assert.match(opened.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   await rowWhere((r) => r.type === 'subscribed' && r.channel === 'orders', 'subscribed orders');
   const member = await rowWhere((r) => r.type === 'member_added' && r.channel === 'presence-room', 'member_added');

@@ -124,9 +124,9 @@ pub fn notice(kind: &str, fields: Value) -> Value {
 pub fn row(event: &HubEvent, rules: &PayloadRules) -> Value {
     let mut row = Map::new();
     let (kind, fields) = match event {
-        HubEvent::ConnectionOpened { socket_id, .. } => (
+        HubEvent::ConnectionOpened { socket_id, ip, .. } => (
             "connection_opened",
-            json!({ "socket_id": socket_id.to_string() }),
+            json!({ "socket_id": socket_id.to_string(), "ip": ip.map(mask_ip) }),
         ),
         HubEvent::ConnectionClosed {
             socket_id,

@@ -12,6 +12,7 @@
 
 use super::connection::SocketId;
 use parking_lot::RwLock;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -23,6 +24,8 @@ pub enum HubEvent {
     ConnectionOpened {
         app_id: Arc<str>,
         socket_id: SocketId,
+        /// The client's address, when the server that accepted it knows it.
+        ip: Option<IpAddr>,
     },
     /// A connection went away. `code` is the close code the server sent (`None` when the
     /// client closed or the socket dropped); `why` a short reason for logs and counters.
@@ -231,6 +234,7 @@ mod tests {
         HubEvent::ConnectionOpened {
             app_id: "a".into(),
             socket_id: SocketId(n),
+            ip: None,
         }
     }
 
