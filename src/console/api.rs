@@ -7,8 +7,9 @@
 
 use super::server::Console;
 use super::stream;
+use crate::api::{Publication, PublishError};
 use crate::hub::{CloseRequest, SocketId};
-use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind, ErrorCode};
+use crate::protocol::{ChannelInfo, ChannelKind, ErrorCode};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -194,36 +195,30 @@ pub async fn publish(State(c): State<Console>, Json(p): Json<Publish>) -> Respon
     }
 }
 
-/// The publish gate of the HTTP API, for one event of the console.
+/// The publish gate of the HTTP API, for one event of the console: the same checks (and
+/// the same refusals) as `POST /apps/{id}/events`, then the same send.
 fn gate_publish(c: &Console, p: &Publish) -> Result<(), (StatusCode, String)> {
     let app = c
         .hub
         .app_by_id(&p.app_id)
         .ok_or_else(|| (StatusCode::NOT_FOUND, format!("No app {}", p.app_id)))?;
-    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
-    if p.event.is_empty() || p.event.len() > app.max_event_name_len {
-        return Err(bad(format!(
-            "The event name must be 1 to {} characters",
-            app.max_event_name_len
-        )));
+    if !app.enabled {
+        return Err((StatusCode::FORBIDDEN, "Application is disabled".into()));
     }
-    if p.data.len() > app.max_event_bytes {
-        return Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "The event data should be at most {} bytes (it is {})",
-                app.max_event_bytes,
-                p.data.len()
-            ),
-        ));
-    }
-    validate_channel_name(&p.channel, app.max_channel_name_len)
-        .map_err(|e| bad(format!("Invalid channel '{}': {e}", p.channel)))?;
-    let except = match p.socket_id.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(s) => Some(SocketId::parse(s).ok_or_else(|| bad(format!("Invalid socket_id '{s}'")))?),
-    };
-    c.hub
-        .publish(&app.id, &[&p.channel], &p.event, &p.data, except);
+    let publication = Publication::check(
+        &app,
+        p.event.clone(),
+        p.data.clone(),
+        vec![p.channel.clone()],
+        p.socket_id.as_deref().map(str::trim),
+    )
+    .map_err(|e| {
+        let status = match e {
+            PublishError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (status, e.to_string())
+    })?;
+    publication.send(&c.hub);
     Ok(())
 }
