@@ -527,6 +527,7 @@ impl Hub {
         let ah = conn.app_hub();
         let recipients = ah.deliver(channel, &frame, Some(conn.socket_id), false);
         self.node.emit(|| HubEvent::ClientEvent {
+            recipients,
             app_id: ah.id.clone(),
             channel: Arc::from(channel),
             event: Arc::from(event),
@@ -537,7 +538,6 @@ impl Hub {
                 .lock()
                 .subscription(channel)
                 .and_then(|s| s.user_id.clone()),
-            recipients,
         });
         self.node.tell_cluster(&ah.id, || ClusterEvent::Publish {
             channel: channel.into(),
