@@ -14,6 +14,7 @@ use crate::adapter::redis::{RedisSettings, Routing};
 use crate::apps::App;
 use crate::appstore::commands::AppsCommand;
 use crate::appstore::{AppSource, PgSettings};
+use crate::console::ConsoleSettings;
 pub use crate::env::{Env, ProcessEnv};
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
@@ -238,6 +239,30 @@ pub struct Cli {
     pub redis_required: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    // The debug console (src/console/): off unless --console.
+    /// Serve the live debug console on its own listener (--console-host:--console-port).
+    #[arg(long, env = "RF_CONSOLE")]
+    pub console: bool,
+    /// Address of the debug console; anything but loopback needs --console-token.
+    #[arg(long, env = "RF_CONSOLE_HOST", default_value = "127.0.0.1")]
+    pub console_host: String,
+    /// Port of the debug console (0 picks a free one).
+    #[arg(long, env = "RF_CONSOLE_PORT", default_value_t = 9602)]
+    pub console_port: u16,
+    /// Token every console request must carry (login form cookie or Authorization: Bearer);
+    /// at least 16 characters.
+    #[arg(long, env = "RF_CONSOLE_TOKEN", hide_env_values = true)]
+    pub console_token: Option<String>,
+    /// Show the payloads of private and presence channels in the console's log.
+    #[arg(long, env = "RF_CONSOLE_SHOW_PAYLOADS")]
+    pub console_show_payloads: bool,
+    /// Hub events the console's queue holds; beyond it rows are dropped (and counted).
+    #[arg(long, env = "RF_CONSOLE_QUEUE", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    pub console_queue: u64,
+    /// Wrong console tokens one client address may send per minute before it gets 429.
+    #[arg(long, env = "RF_CONSOLE_AUTH_FAILURES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub console_auth_failures: u32,
 }
 
 /// Subcommands (without one, the server runs).
@@ -276,6 +301,8 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     /// Exit at start when Redis cannot be reached.
     pub redis_required: bool,
+    /// Set when `--console`.
+    pub console: Option<ConsoleSettings>,
     /// How long after SIGTERM new connections are still served before clients get 4200.
     pub drain_delay: Duration,
     /// Built-in TLS, when `--tls-cert` and `--tls-key` are given.
@@ -537,8 +564,10 @@ impl Cli {
                 "--redis-required needs --adapter redis".into(),
             ));
         }
+        let console = self.console_settings()?;
         let metrics = self.metrics_listen(env)?;
         Ok(Config {
+            console,
             metrics,
             redis,
             redis_required: self.redis_required,
@@ -573,6 +602,33 @@ impl Cli {
 }
 
 impl Cli {
+    /// The debug console's settings when `--console`; a non-loopback address without a token
+    /// is an error here, so the process exits before anything listens.
+    fn console_settings(&self) -> Result<Option<ConsoleSettings>, ConfigError> {
+        if !self.console {
+            return Ok(None);
+        }
+        let host = if self.console_host == "localhost" {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            self.console_host.parse().map_err(|_| {
+                ConfigError::Invalid("console host (an IP address)", self.console_host.clone())
+            })?
+        };
+        let settings = ConsoleSettings {
+            addr: SocketAddr::new(host, self.console_port),
+            token: self.console_token.clone().filter(|t| !t.is_empty()),
+            show_payloads: self.console_show_payloads,
+            queue: self.console_queue as usize,
+            auth_failures: self.console_auth_failures,
+            ..ConsoleSettings::default()
+        };
+        settings
+            .check()
+            .map_err(|e| ConfigError::Invalid("debug console", e.to_string()))?;
+        Ok(Some(settings))
+    }
+
     fn metrics_listen(&self, env: &dyn Env) -> Result<Option<MetricsListen>, ConfigError> {
         if !self.metrics {
             return Ok(None);
@@ -810,6 +866,38 @@ mod tests {
         )
         .is_err());
         assert!(Cli::try_parse_from(["x", "--adapter", "zookeeper"]).is_err());
+    }
+
+    #[test]
+    fn console_flags() {
+        assert!(resolve(&[], &[]).unwrap().console.is_none());
+        let c = resolve(&["--console"], &[]).unwrap().console.unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:9602");
+        assert!(c.token.is_none() && !c.show_payloads);
+        let e = resolve(&["--console", "--console-host", "0.0.0.0"], &[]).unwrap_err();
+        assert!(e.to_string().contains("token is required"), "{e}");
+        let c = resolve(
+            &[
+                "--console",
+                "--console-host",
+                "0.0.0.0",
+                "--console-port",
+                "7000",
+                "--console-token",
+                "a-token-long-enough",
+            ],
+            &[],
+        )
+        .unwrap()
+        .console
+        .unwrap();
+        assert_eq!(c.addr.to_string(), "0.0.0.0:7000");
+        assert_eq!(c.token.as_deref(), Some("a-token-long-enough"));
+        assert!(resolve(&["--console", "--console-token", "short"], &[]).is_err());
+        assert!(resolve(&["--console-host", "0.0.0.0"], &[])
+            .unwrap()
+            .console
+            .is_none());
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod auth;
 mod authorize;
 mod broadcaster;
 mod config;
+mod console;
 mod dev;
 mod env;
 mod hub;
@@ -70,6 +71,8 @@ pub use tls::{Tls, TlsError, TlsFiles};
 pub mod cli {
     pub use crate::appstore::commands::run as run_apps_command;
     pub use crate::config::{Cli, Command, Config, MetricsListen, ProcessEnv};
+    /// The debug console: bind its listener, then serve it beside the server.
+    pub use crate::console::{bind as bind_console, serve as serve_console};
     pub use crate::metrics::{serve_metrics, Metrics};
     pub use crate::startup::{prepare, spawn_app_reloads};
 }

@@ -131,6 +131,11 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
     let listener = listen(&config)?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
+    if let Some(console) = config.console.clone() {
+        let listener = rf_broadcast::cli::bind_console(&console).await?;
+        tracing::info!("debug console on http://{}", listener.local_addr()?);
+        rf_broadcast::cli::serve_console(listener, hub.clone(), console);
+    }
     let mut adapter = None;
     if let Some(redis) = &config.redis {
         adapter = Some(

@@ -9,12 +9,13 @@ use crate::protocol::ErrorCode;
 use crate::readiness::Readiness;
 use crate::tls::Tls;
 use crate::ws::{self, Handshake};
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -62,6 +63,7 @@ async fn lineage_upgrade(
     Path((lineage, key)): Path<(String, String)>,
     query: RawQuery,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !crate::hub::valid_lineage(&lineage) {
@@ -74,6 +76,7 @@ async fn lineage_upgrade(
         headers,
         upgrade,
         Some(Arc::from(lineage)),
+        peer_ip(peer),
     )
 }
 
@@ -82,9 +85,15 @@ async fn ws_upgrade(
     Path(key): Path<String>,
     query: RawQuery,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade_with(state, key, query, headers, upgrade, None)
+    upgrade_with(state, key, query, headers, upgrade, None, peer_ip(peer))
+}
+
+/// The client's address, when the listener recorded it (observers mask it).
+fn peer_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<std::net::IpAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr.ip())
 }
 
 fn upgrade_with(
@@ -94,6 +103,7 @@ fn upgrade_with(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
     lineage: Option<Arc<str>>,
+    peer: Option<std::net::IpAddr>,
 ) -> Response {
     let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
         .get("protocol")
@@ -106,6 +116,7 @@ fn upgrade_with(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         lineage,
+        peer,
     };
     if let (Some(metrics), Some(app)) = (&state.metrics, &handshake.app) {
         // The ws layer refuses it after the upgrade; the hub never sees the connection.

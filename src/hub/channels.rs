@@ -497,8 +497,10 @@ impl Hub {
             app_id: ah.id.clone(),
             channels: channels.iter().map(|c| Arc::from(c.as_ref())).collect(),
             event: Arc::from(event),
+            data: Arc::from(data),
             bytes: data.len(),
             recipients,
+            except,
         });
         recipients
     }

@@ -135,6 +135,8 @@ pub struct Connection {
     outbox: Mutex<Outbox>,
     /// Milliseconds since [`clock_origin`] when the client last sent anything.
     last_seen_ms: AtomicU64,
+    /// Milliseconds since [`clock_origin`] when the connection was registered.
+    opened_ms: u64,
     /// When the server pinged the client since it was last heard from (0: not pinged).
     pinged_at_ms: AtomicU64,
     /// The connection task's waker: woken when the queue goes from empty to non-empty or a
@@ -168,6 +170,7 @@ impl Connection {
             pings: AtomicU32::new(0),
             outbox: Mutex::new(Outbox::default()),
             last_seen_ms: AtomicU64::new(now_ms()),
+            opened_ms: now_ms(),
             pinged_at_ms: AtomicU64::new(0),
             waker: AtomicWaker::new(),
             state: Mutex::new(ConnState::default()),
@@ -271,6 +274,12 @@ impl Connection {
     /// the queue, so no push can be missed.
     pub(crate) fn register(&self, waker: &Waker) {
         self.waker.register(waker);
+    }
+
+    /// When the client last sent anything and when the connection opened, in ms of the
+    /// heartbeat clock ([`now_ms`]).
+    pub(crate) fn activity_ms(&self) -> (u64, u64) {
+        (self.last_seen_ms.load(Ordering::Relaxed), self.opened_ms)
     }
 
     /// The client sent something: it is alive.

@@ -12,6 +12,7 @@
 
 use super::connection::SocketId;
 use parking_lot::RwLock;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -23,6 +24,8 @@ pub enum HubEvent {
     ConnectionOpened {
         app_id: Arc<str>,
         socket_id: SocketId,
+        /// The client's address, when the server that accepted it knows it.
+        ip: Option<IpAddr>,
     },
     /// A connection went away. `code` is the close code the server sent (`None` when the
     /// client closed or the socket dropped); `why` a short reason for logs and counters.
@@ -70,10 +73,14 @@ pub enum HubEvent {
         app_id: Arc<str>,
         channels: Arc<[Arc<str>]>,
         event: Arc<str>,
+        /// The event's `data` as published (sent verbatim).
+        data: Arc<str>,
         /// Size of the event's `data`.
         bytes: usize,
         /// How many connections on this node it was queued for.
         recipients: usize,
+        /// The publisher's own connection, which did not get it (`socket_id`).
+        except: Option<SocketId>,
     },
     /// A cache channel was subscribed while it held no cached event.
     CacheMiss { app_id: Arc<str>, channel: Arc<str> },
@@ -227,6 +234,7 @@ mod tests {
         HubEvent::ConnectionOpened {
             app_id: "a".into(),
             socket_id: SocketId(n),
+            ip: None,
         }
     }
 

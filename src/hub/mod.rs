@@ -46,6 +46,7 @@ mod channels;
 mod cluster;
 pub mod connection;
 pub mod events;
+pub(crate) mod inspect;
 mod presence;
 mod recovery;
 mod registry;

@@ -16,6 +16,7 @@ use crate::protocol::ErrorCode;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ impl AppHub {
     pub(super) fn connect(
         self: &Arc<Self>,
         lineage: Option<Arc<str>>,
+        ip: Option<IpAddr>,
     ) -> Result<Arc<Connection>, ErrorCode> {
         let app = self.app();
         let count = self.connection_count.fetch_add(1, Ordering::Relaxed);
@@ -87,6 +89,7 @@ impl AppHub {
         self.node.emit(|| HubEvent::ConnectionOpened {
             app_id: self.id.clone(),
             socket_id: conn.socket_id,
+            ip,
         });
         Ok(conn)
     }
@@ -280,14 +283,25 @@ impl Hub {
     }
 
     /// Register a new connection that came with a lineage id (missed-message recovery).
+    #[cfg(test)]
     pub(crate) fn connect_lineage(
         &self,
         app: &App,
         lineage: Option<Arc<str>>,
     ) -> Result<Arc<Connection>, ErrorCode> {
+        self.connect_from(app, lineage, None)
+    }
+
+    /// Register a new connection from a client at `ip` (when the server knows it).
+    pub(crate) fn connect_from(
+        &self,
+        app: &App,
+        lineage: Option<Arc<str>>,
+        ip: Option<IpAddr>,
+    ) -> Result<Arc<Connection>, ErrorCode> {
         self.app(&app.id)
             .ok_or(ErrorCode::AppDoesNotExist)?
-            .connect(lineage)
+            .connect(lineage, ip)
     }
 
     /// Forget a connection: leave every channel (with `member_removed` where it was a user's

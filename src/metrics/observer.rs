@@ -211,6 +211,7 @@ mod tests {
             t.apply(&HubEvent::ConnectionOpened {
                 app_id: a(),
                 socket_id: SocketId(n),
+                ip: None,
             });
         }
         t.apply(&HubEvent::ChannelOccupied {
@@ -240,8 +241,10 @@ mod tests {
             app_id: a(),
             channels: Arc::from(vec![ch()]),
             event: Arc::from("e"),
+            data: Arc::from("0123456789"),
             bytes: 10,
             recipients: 3,
+            except: None,
         });
         t.apply(&HubEvent::ConnectionClosed {
             app_id: a(),

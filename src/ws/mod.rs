@@ -49,6 +49,8 @@ pub struct Handshake {
     pub origin: Option<String>,
     /// The lineage id of a `/l/{lineage}/app/{key}` path (missed-message recovery).
     pub lineage: Option<Arc<str>>,
+    /// The client's address, when the listener knows it.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -63,7 +65,7 @@ pub fn serve(
         Ok(app) => app,
         Err(refusal) => return Either::Left(Box::pin(refuse_handshake(socket, refusal))),
     };
-    match hub.connect_lineage(&app, handshake.lineage) {
+    match hub.connect_from(&app, handshake.lineage, handshake.peer) {
         Ok(conn) => {
             tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "connected");
             conn.push(protocol::connection_established(
