@@ -49,6 +49,8 @@ pub struct App {
     pub cache_ttl: u64,
     /// Most watchlist ids honoured per sign-in (4302 beyond).
     pub max_watchlist: usize,
+    /// Webhook receivers of this app (README "Webhooks").
+    pub webhooks: Vec<crate::webhooks::Target>,
 }
 
 impl Default for App {
@@ -75,6 +77,7 @@ impl Default for App {
             max_channels_per_connection: 1_000,
             cache_ttl: 1_800,
             max_watchlist: 100,
+            webhooks: Vec::new(),
         }
     }
 }

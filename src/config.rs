@@ -9,6 +9,7 @@ use crate::adapter::redis::RedisSettings;
 use crate::apps::App;
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
+use crate::webhooks::{Kinds, Target, WebhookSettings};
 use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -130,6 +131,45 @@ pub struct Cli {
     /// members are removed (must exceed --node-heartbeat).
     #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
+
+    // --- Webhooks (README "Webhooks") ---
+    /// Webhook receiver of the single app (repeatable; comma-separated in the env var).
+    #[arg(long = "webhook-url", env = "RF_WEBHOOK_URL", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+    /// Kinds sent to --webhook-url receivers (comma-separated) [default: every kind but
+    /// subscription_count]
+    #[arg(long, env = "RF_WEBHOOK_EVENTS")]
+    pub webhook_events: Option<String>,
+    /// How long channel_vacated / member_removed wait for a rejoin that cancels them.
+    #[arg(long, env = "RF_WEBHOOK_DELAY", default_value = "3s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_delay: Duration,
+    /// How long events are gathered per receiver before a request goes (0 = at once).
+    #[arg(long, env = "RF_WEBHOOK_BATCH_WINDOW", default_value = "250ms", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_batch_window: Duration,
+    /// Most events in one webhook request.
+    #[arg(long, env = "RF_WEBHOOK_BATCH_MAX", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub webhook_batch_max: u64,
+    /// How long a failing webhook request is retried before its events are given up.
+    #[arg(long, env = "RF_WEBHOOK_RETRY_FOR", default_value = "5m", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_retry_for: Duration,
+    /// First wait before a retry; doubles (with jitter) up to --webhook-retry-max-backoff.
+    #[arg(long, env = "RF_WEBHOOK_RETRY_MIN_BACKOFF", default_value = "1s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_retry_min_backoff: Duration,
+    /// Longest wait between two retries.
+    #[arg(long, env = "RF_WEBHOOK_RETRY_MAX_BACKOFF", default_value = "60s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_retry_max_backoff: Duration,
+    /// A receiver must answer 2xx within this, or the attempt counts as failed.
+    #[arg(long, env = "RF_WEBHOOK_TIMEOUT", default_value = "4s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_timeout: Duration,
+    /// Events queued per receiver; beyond it new events are dropped (counted, logged).
+    #[arg(long, env = "RF_WEBHOOK_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub webhook_queue: u64,
+    /// Requests in flight per receiver.
+    #[arg(long, env = "RF_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub webhook_max_in_flight: u64,
+    /// How long shutdown waits for queued webhooks to be delivered.
+    #[arg(long, env = "RF_WEBHOOK_FLUSH_TIMEOUT", default_value = "10s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_flush_timeout: Duration,
 }
 
 /// Everything the binary needs, resolved and checked.
@@ -145,6 +185,7 @@ pub struct Config {
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
+    pub webhooks: WebhookSettings,
 }
 
 /// A configuration mistake: printed on one line, exit code 2.
@@ -249,12 +290,22 @@ impl Cli {
             cache_ttl: self.cache_ttl,
             ..App::default()
         };
+        let webhooks = self.webhook_targets()?;
         let apps = match &self.apps_file {
-            Some(path) => load_apps_file(path)?,
+            Some(path) => {
+                if !webhooks.is_empty() {
+                    return Err(ConfigError::Invalid(
+                        "webhook url",
+                        "--webhook-url is for the single app; with --apps-file give each app \"webhooks\"".into(),
+                    ));
+                }
+                load_apps_file(path)?
+            }
             None => vec![App {
                 id: cred(self.app_id.clone(), "ID", "app-id"),
                 key: cred(self.app_key.clone(), "KEY", "app-key"),
                 secret: cred(self.app_secret.clone(), "SECRET", "app-secret"),
+                webhooks,
                 ..template
             }],
         };
@@ -307,7 +358,9 @@ impl Cli {
             }
             _ => None,
         };
+        let webhooks = self.webhook_settings();
         Ok(Config {
+            webhooks,
             redis,
             addr: SocketAddr::new(ip, port),
             apps,
@@ -325,6 +378,44 @@ impl Cli {
             socket_send_buffer: self.socket_send_buffer,
             log_level: self.log_level,
         })
+    }
+}
+
+impl Cli {
+    /// The single app's webhook targets from `--webhook-url` / `--webhook-events`.
+    fn webhook_targets(&self) -> Result<Vec<Target>, ConfigError> {
+        let kinds = match &self.webhook_events {
+            Some(list) => Kinds::parse(list.split(','))
+                .map_err(|e| ConfigError::Invalid("webhook events", e))?,
+            None => Kinds::default_set(),
+        };
+        self.webhook_urls
+            .iter()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| {
+                Target::new(u.trim(), kinds).map_err(|e| ConfigError::Invalid("webhook url", e))
+            })
+            .collect()
+    }
+
+    fn webhook_settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            delay: self.webhook_delay,
+            batch_window: self.webhook_batch_window,
+            batch_max: self.webhook_batch_max as usize,
+            retry_for: self.webhook_retry_for,
+            retry_min_backoff: self
+                .webhook_retry_min_backoff
+                .max(Duration::from_millis(10)),
+            retry_max_backoff: self
+                .webhook_retry_max_backoff
+                .max(self.webhook_retry_min_backoff),
+            timeout: self.webhook_timeout.max(Duration::from_millis(100)),
+            queue: self.webhook_queue as usize,
+            max_in_flight: self.webhook_max_in_flight as usize,
+            flush_timeout: self.webhook_flush_timeout,
+            ..WebhookSettings::default()
+        }
     }
 }
 
@@ -489,5 +580,54 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["x", "--port", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--activity-timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn webhook_flags() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.apps[0].webhooks.is_empty());
+        assert_eq!(c.webhooks, WebhookSettings::default());
+        let c = resolve(
+            &[
+                "--webhook-url",
+                "http://127.0.0.1:9/a",
+                "--webhook-url",
+                "https://hooks.example.com/b",
+                "--webhook-events",
+                "channel_occupied,member_added",
+                "--webhook-delay",
+                "500ms",
+                "--webhook-retry-for",
+                "2m",
+            ],
+            &[],
+        )
+        .unwrap();
+        let w = &c.apps[0].webhooks;
+        assert_eq!(w.len(), 2);
+        use crate::webhooks::Kind;
+        assert!(w[1].wants(Kind::MemberAdded, "presence-x"));
+        assert!(!w[1].wants(Kind::ChannelVacated, "x"));
+        assert_eq!(c.webhooks.delay, Duration::from_millis(500));
+        assert_eq!(c.webhooks.retry_for, Duration::from_secs(120));
+        let c = resolve(&[], &[("RF_WEBHOOK_URL", "http://a/1,http://b/2")]).unwrap();
+        assert_eq!(c.apps[0].webhooks.len(), 2);
+        let e = resolve(&["--webhook-url", "nope"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhook url"), "{e}");
+        let e = resolve(
+            &[
+                "--webhook-url",
+                "http://a/",
+                "--webhook-events",
+                "channel_occupied,bogus",
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("webhook events") && e.contains("bogus"), "{e}");
+        assert!(Cli::try_parse_from(["x", "--webhook-delay", "soon"]).is_err());
     }
 }

@@ -33,6 +33,7 @@ mod dev;
 pub mod hub;
 pub mod protocol;
 pub mod server;
+pub mod webhooks;
 pub mod ws;
 
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};

@@ -75,6 +75,13 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
             redis.node_expiry
         );
     }
+    let webhooks = rf_broadcast::webhooks::Webhooks::start(
+        &hub,
+        config.webhooks.clone(),
+        config.redis.as_ref(),
+    )
+    .await
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let app = &config.apps[0];
     tracing::info!(
         "rf-broadcast listening on http://{addr} ({} app(s))",
@@ -100,6 +107,11 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         options: Arc::new(config.server.clone()),
     };
     let result = server::serve(listener, state, shutdown_signal()).await;
+    if let Some(webhooks) = &webhooks {
+        // Connections are closed: send the vacated / removed webhooks that makes, and what
+        // is still queued.
+        webhooks.flush().await;
+    }
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left.
         adapter.flush(std::time::Duration::from_secs(2)).await;

@@ -1,0 +1,215 @@
+//! Webhooks, exactly as Pusher sends them: an observer of the hub's lifecycle events that
+//! tells each app's receivers when channels are occupied and vacated, members come and go,
+//! client events are sent, cache channels miss and subscription counts change.
+//!
+//! The flow: the hub hands events to the [`observer`] (bounded, never blocking the hub);
+//! it decides what happened (with the vacated / removed delay and its cancellation) and
+//! hands webhook events either straight to the [`Dispatcher`] (one node) or to Redis
+//! ([`cluster`]), whence the one node that holds the delivery lease dispatches them; the
+//! dispatcher gives each to the targets that want it, each with its own queue, batching and
+//! retries ([`delivery`], [`batch`]); requests are signed as the SDKs check ([`sign`]).
+
+pub mod batch;
+pub mod cluster;
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod observer;
+pub mod sign;
+
+pub use config::{Filter, Kind, Kinds, Target, WebhookSettings};
+pub use delivery::StatsSnapshot;
+
+use crate::adapter::redis::RedisSettings;
+use crate::hub::Hub;
+use batch::{Ack, Queued};
+use delivery::TargetHandle;
+use event::WebhookEvent;
+use observer::{Key, Observer, Sink};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Hub events the observer may have queued before it falls behind (then they are dropped
+/// and counted by the hub, and logged here).
+const OBSERVER_QUEUE: usize = 65_536;
+
+/// Every app's targets, by app id.
+pub struct Dispatcher {
+    by_app: HashMap<String, Vec<TargetHandle>>,
+}
+
+impl Dispatcher {
+    fn targets<'a>(&'a self, ev: &'a WebhookEvent) -> impl Iterator<Item = &'a TargetHandle> {
+        self.by_app
+            .get(&*ev.app_id)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.target.wants(ev.kind, &ev.channel))
+    }
+
+    /// Hand an event to every target that wants it.
+    pub fn dispatch(&self, ev: WebhookEvent) {
+        for t in self.targets(&ev) {
+            t.offer(Queued {
+                event: ev.clone(),
+                ack: None,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Same, for a stream entry: `id` is acknowledged once every target is done with it.
+    pub fn dispatch_acked(&self, ev: WebhookEvent, id: String, tx: &mpsc::UnboundedSender<String>) {
+        let n = self.targets(&ev).count();
+        let ack = Ack::new(id, n, tx.clone());
+        for t in self.targets(&ev) {
+            t.offer(Queued {
+                event: ev.clone(),
+                ack: Some(ack.clone()),
+                since: Instant::now(),
+            });
+        }
+    }
+
+    fn outstanding(&self) -> usize {
+        self.by_app
+            .values()
+            .flatten()
+            .map(|t| t.outstanding())
+            .sum()
+    }
+}
+
+/// One node: decisions go straight to the targets.
+struct LocalSink(Arc<Dispatcher>);
+
+impl Sink for LocalSink {
+    fn up(&mut self, key: Key) {
+        self.0.dispatch(key.event(true));
+    }
+    fn down(&mut self, key: Key) {
+        self.0.dispatch(key.event(false));
+    }
+    fn direct(&mut self, event: WebhookEvent) {
+        self.0.dispatch(event);
+    }
+}
+
+/// The running webhook sender of one node.
+pub struct Webhooks {
+    dispatcher: Arc<Dispatcher>,
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    cluster: Option<Arc<cluster::Cluster>>,
+    settings: WebhookSettings,
+}
+
+impl Webhooks {
+    /// Start sending the webhooks of every app of `hub` that has targets (`None` when no app
+    /// has any: then nothing observes the hub). With `redis`, decisions and delivery go
+    /// through Redis so the cluster sends each webhook once.
+    pub async fn start(
+        hub: &Arc<Hub>,
+        settings: WebhookSettings,
+        redis: Option<&RedisSettings>,
+    ) -> Result<Option<Webhooks>, String> {
+        if hub.apps().iter().all(|a| a.webhooks.is_empty()) {
+            return Ok(None);
+        }
+        let client = delivery::client(&settings)?;
+        let by_app = hub
+            .apps()
+            .iter()
+            .map(|app| {
+                let targets = app
+                    .webhooks
+                    .iter()
+                    .map(|t| {
+                        TargetHandle::start(
+                            client.clone(),
+                            app.clone(),
+                            t.clone(),
+                            settings.clone(),
+                        )
+                    })
+                    .collect();
+                (app.id.clone(), targets)
+            })
+            .collect();
+        let dispatcher = Arc::new(Dispatcher { by_app });
+        let handle = hub.observe(OBSERVER_QUEUE);
+        let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+        let cluster = match redis {
+            Some(r) => {
+                let (cluster, sink) =
+                    cluster::Cluster::start(r, &settings, dispatcher.clone()).await?;
+                let obs = Observer::new(settings.clone(), true, sink);
+                tokio::spawn(obs.run(handle, flush_rx));
+                Some(cluster)
+            }
+            None => {
+                let obs = Observer::new(settings.clone(), false, LocalSink(dispatcher.clone()));
+                tokio::spawn(obs.run(handle, flush_rx));
+                None
+            }
+        };
+        Ok(Some(Webhooks {
+            dispatcher,
+            flush: flush_tx,
+            cluster,
+            settings,
+        }))
+    }
+
+    /// Shutdown: fire every delayed webhook now (the channels did empty), then wait up to
+    /// the flush timeout for the queues to drain. On one node what is still undelivered
+    /// then is counted and logged as lost; in a cluster it stays in Redis for the next node.
+    pub async fn flush(&self) {
+        let deadline = tokio::time::Instant::now() + self.settings.flush_timeout;
+        let (tx, rx) = oneshot::channel();
+        if self.flush.send(tx).is_ok() {
+            let _ = tokio::time::timeout_at(deadline, rx).await;
+        }
+        if let Some(c) = &self.cluster {
+            // Let the decisions reach Redis, then hand the lease on.
+            while c.backlog() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            c.stop();
+        }
+        let waits: Vec<_> = self
+            .dispatcher
+            .by_app
+            .values()
+            .flatten()
+            .map(|t| t.flush())
+            .collect();
+        let _ = tokio::time::timeout_at(deadline, futures_util::future::join_all(waits)).await;
+        let left = self.dispatcher.outstanding();
+        if left > 0 {
+            tracing::warn!(
+                "webhooks: {left} events undelivered at shutdown{}",
+                if self.cluster.is_some() {
+                    " (left in Redis for another node)"
+                } else {
+                    " (lost)"
+                }
+            );
+        }
+    }
+
+    /// Delivery counters summed over every target.
+    pub fn stats(&self) -> StatsSnapshot {
+        let mut s = StatsSnapshot::default();
+        for t in self.dispatcher.by_app.values().flatten() {
+            s += t.stats.snapshot();
+        }
+        s
+    }
+
+    /// In a cluster: whether this node currently delivers the cluster's webhooks.
+    pub fn delivering(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.delivering())
+    }
+}
