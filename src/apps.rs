@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// One Pusher app: credentials plus its limits and feature switches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct App {
     pub id: String,
@@ -94,7 +94,7 @@ impl App {
     }
 }
 
-/// The set of apps, fixed at start-up.
+/// A set of apps (the configured ones, or the hub's current ones: see `Hub::apps`).
 #[derive(Debug, Clone)]
 pub struct Apps {
     apps: Vec<Arc<App>>,
@@ -105,6 +105,10 @@ impl Apps {
         Apps {
             apps: apps.into_iter().map(Arc::new).collect(),
         }
+    }
+
+    pub(crate) fn from_arcs(apps: Vec<Arc<App>>) -> Self {
+        Apps { apps }
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {

@@ -1,5 +1,5 @@
 //! The router and the serve loop: WebSocket `/app/{key}`, the HTTP API, `/up`, the
-//! development routes when asked for, the hub's periodic tick, and graceful shutdown (every
+//! development routes when asked for, and graceful shutdown (every
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 
 use crate::hub::{CloseRequest, Hub};
@@ -57,7 +57,11 @@ pub struct AppState {
 }
 
 /// All routes with their state: mount it in any axum app, or serve it with [`serve`].
+/// Mounting it starts the hub's once-a-second ticker (heartbeats, cache expiry, subscription
+/// counts) unless it runs already: once per hub, however many routers serve it.
 pub fn router(state: AppState) -> Router {
+    // Outside a runtime the ticker starts with the first WebSocket upgrade instead.
+    state.hub.start_ticker();
     let mut router = Router::new()
         .route("/app/{key}", get(ws_upgrade))
         .route("/up", get(|| async { "OK" }))
@@ -94,11 +98,12 @@ async fn ws_upgrade(
         .find(|(k, _)| k == "protocol")
         .map(|(_, v)| v);
     let handshake = Handshake {
-        app: state.hub.apps().by_key(&key).cloned(),
+        app: state.hub.app_by_key(&key),
         protocol,
     };
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();
+    hub.start_ticker();
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
@@ -113,23 +118,6 @@ async fn ws_upgrade(
         })
 }
 
-/// Run the hub's periodic work (throttled subscription counts, cache expiry) until the hub
-/// is dropped.
-pub fn spawn_ticker(hub: &Arc<Hub>) {
-    let weak = Arc::downgrade(hub);
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match weak.upgrade() {
-                Some(hub) => hub.tick(),
-                None => return,
-            }
-        }
-    });
-}
-
 /// Serve until `shutdown` resolves, then close every WebSocket with 4200 and wait (bounded)
 /// for them to go.
 pub async fn serve(
@@ -139,7 +127,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
     let grace = state.options.shutdown_grace;
-    spawn_ticker(&hub);
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // Small frames must not wait for Nagle's algorithm.

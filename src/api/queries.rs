@@ -165,14 +165,13 @@ pub async fn terminate_connections_short(
 }
 
 fn terminate(state: &AppState, app_id: &str, user_id: &str) -> Result<Json<Value>, ApiError> {
-    if user_id.is_empty() || user_id.len() > 200 {
+    let max = state
+        .hub
+        .app_by_id(app_id)
+        .map_or(0, |app| app.max_user_id_len);
+    if user_id.is_empty() || user_id.len() > max {
         return Err(ApiError::BadRequest("Invalid user id".into()));
     }
     state.hub.terminate_user(app_id, user_id);
-    state
-        .hub
-        .tell_cluster(app_id, || crate::adapter::ClusterEvent::Terminate {
-            user_id: user_id.to_string(),
-        });
     Ok(Json(json!({})))
 }

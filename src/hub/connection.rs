@@ -7,6 +7,8 @@
 //! dropped and the connection is marked to close with 4100, so a slow client never slows the
 //! publisher or the others.
 
+use super::events::HubEvent;
+use super::registry::AppHub;
 use crate::apps::App;
 use crate::protocol::ErrorCode;
 use axum::extract::ws::Utf8Bytes;
@@ -114,7 +116,8 @@ impl ConnState {
 /// The hub's handle on one live connection.
 pub struct Connection {
     pub socket_id: SocketId,
-    pub app: Arc<App>,
+    /// The app's share of the hub: its settings, channels and users.
+    app_hub: Arc<AppHub>,
     max_queue: usize,
     outbox: Mutex<Outbox>,
     /// Milliseconds since [`clock_origin`] when the client last sent anything.
@@ -131,16 +134,16 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("socket_id", &self.socket_id)
-            .field("app", &self.app.id)
+            .field("app", &self.app_hub.id)
             .finish()
     }
 }
 
 impl Connection {
-    pub fn new(app: Arc<App>, max_queue: usize) -> Connection {
+    pub(crate) fn new(app_hub: Arc<AppHub>, max_queue: usize) -> Connection {
         Connection {
             socket_id: SocketId::generate(),
-            app,
+            app_hub,
             max_queue: max_queue.max(1),
             outbox: Mutex::new(Outbox::default()),
             last_seen_ms: AtomicU64::new(now_ms()),
@@ -148,6 +151,16 @@ impl Connection {
             waker: AtomicWaker::new(),
             state: Mutex::new(ConnState::default()),
         }
+    }
+
+    /// The app's current settings (a reload changes them for the next request).
+    pub fn app(&self) -> Arc<App> {
+        self.app_hub.app()
+    }
+
+    /// The app's share of the hub.
+    pub fn app_hub(&self) -> &Arc<AppHub> {
+        &self.app_hub
     }
 
     /// Queue a frame. Never blocks; on overflow the queue is dropped and the connection is
@@ -166,6 +179,10 @@ impl Connection {
             });
             drop(ob);
             self.waker.wake();
+            self.app_hub.node.emit(|| HubEvent::SlowConsumerClosed {
+                app_id: self.app_hub.id.clone(),
+                socket_id: self.socket_id,
+            });
             return;
         }
         let was_empty = ob.queue.is_empty();
@@ -246,6 +263,13 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apps::Apps;
+    use crate::hub::{Hub, HubSettings};
+
+    fn test_connection(max_queue: usize) -> Connection {
+        let hub = Hub::new(Apps::new(vec![App::default()]), HubSettings::default());
+        Connection::new(hub.app("app-id").unwrap(), max_queue)
+    }
 
     #[test]
     fn socket_ids_round_trip() {
@@ -264,7 +288,7 @@ mod tests {
 
     #[test]
     fn heartbeat_pings_after_silence_then_gives_up() {
-        let c = Connection::new(Arc::new(App::default()), 2);
+        let c = test_connection(2);
         let t0 = now_ms();
         assert_eq!(c.heartbeat(t0 + 500, 1000, 1000), Heartbeat::Alive);
         assert_eq!(c.heartbeat(t0 + 1000, 1000, 1000), Heartbeat::Ping);
@@ -277,7 +301,7 @@ mod tests {
 
     #[test]
     fn overflow_marks_close_and_drops_queue() {
-        let c = Connection::new(Arc::new(App::default()), 2);
+        let c = test_connection(2);
         c.push(Utf8Bytes::from_static("a"));
         c.push(Utf8Bytes::from_static("b"));
         c.push(Utf8Bytes::from_static("c"));

@@ -30,7 +30,7 @@ pub struct Session {
 impl Session {
     pub fn new(hub: Arc<Hub>, conn: Arc<Connection>) -> Session {
         let socket_id = conn.socket_id.to_string();
-        let tokens = conn.app.client_event_rate as f32;
+        let tokens = conn.app().client_event_rate as f32;
         Session {
             hub,
             conn,
@@ -109,7 +109,7 @@ impl Session {
     }
 
     fn subscribe(&mut self, data: SubscribeData) {
-        let app = self.conn.app.clone();
+        let app = self.conn.app();
         let Some(channel) = data.channel.filter(|c| !c.is_empty()) else {
             self.send_error(None, "Invalid subscription: data.channel is missing", None);
             return;
@@ -198,14 +198,13 @@ impl Session {
             let status = match e {
                 SubscribeError::PresenceFull(_) => 4100,
                 SubscribeError::TooManyChannels(_) => 4301,
-                SubscribeError::UnknownConnection => 500,
             };
             self.subscription_error(&channel, "LimitReached", &e.to_string(), status);
         }
     }
 
     fn signin(&mut self, data: SigninData) {
-        let app = self.conn.app.clone();
+        let app = self.conn.app();
         let Some(user_data) = data.user_data else {
             self.send_error(
                 Some(ErrorCode::Unauthorized),
@@ -267,9 +266,20 @@ impl Session {
                 return;
             }
         }
+        if self.conn.user_id().is_some_and(|u| *u != *user.id) {
+            self.send_error(
+                Some(ErrorCode::Unauthorized),
+                "Invalid sign-in: the connection is signed in as another user",
+                None,
+            );
+            return;
+        }
         self.conn.push(protocol::signin_success(&user_data));
         self.user_info = user.user_info.clone();
-        self.hub.sign_in(&self.conn, &user.id, &user.watchlist);
+        if let Err(e) = self.hub.sign_in(&self.conn, &user.id, &user.watchlist) {
+            self.send_error(Some(ErrorCode::Unauthorized), &e.to_string(), None);
+            return;
+        }
         if user.watchlist.len() > app.max_watchlist {
             self.send_error(
                 Some(ErrorCode::WatchlistLimit),
@@ -284,7 +294,7 @@ impl Session {
 
     /// Take one client-event token; false when the connection is over its rate.
     fn take_token(&mut self) -> bool {
-        let rate = self.conn.app.client_event_rate as f32;
+        let rate = self.conn.app().client_event_rate as f32;
         let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f32();
         self.refilled = now;
@@ -298,7 +308,7 @@ impl Session {
     }
 
     fn client_event(&mut self, event: &str, channel: Option<&str>, data: Option<&RawValue>) {
-        let app = self.conn.app.clone();
+        let app = self.conn.app();
         let reject = |s: &Self, message: &str, channel: Option<&str>| {
             s.send_error(Some(ErrorCode::ClientEventRejected), message, channel)
         };
@@ -370,6 +380,7 @@ impl Session {
             );
         }
         let frame = protocol::client_event(event, channel, data, user_id.as_deref());
-        self.hub.client_event(&self.conn, channel, frame);
+        self.hub
+            .client_event(&self.conn, channel, event, data.get(), frame);
     }
 }

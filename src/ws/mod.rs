@@ -348,7 +348,7 @@ impl Future for ConnTask {
 impl Drop for ConnTask {
     fn drop(&mut self) {
         let conn = self.session.conn_arc();
-        tracing::debug!(app_id = %conn.app.id, socket_id = %conn.socket_id, "disconnected");
+        tracing::debug!(app_id = %conn.app_hub().app().id, socket_id = %conn.socket_id, "disconnected");
         self.session.hub().disconnect(conn);
     }
 }
