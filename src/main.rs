@@ -103,7 +103,7 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         );
     }
     let state = AppState {
-        hub,
+        hub: hub.clone(),
         options: Arc::new(config.server.clone()),
     };
     let result = server::serve(listener, state, shutdown_signal()).await;

@@ -55,7 +55,7 @@ impl Kind {
 }
 
 /// A set of kinds (one bit each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Kinds(u8);
 
 impl Kinds {
@@ -98,7 +98,7 @@ impl Kinds {
 }
 
 /// Which channels a target hears about (both parts must match when both are set).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     #[serde(default)]
@@ -120,7 +120,7 @@ impl Filter {
 }
 
 /// One receiver of an app's webhooks.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "RawTarget")]
 pub struct Target {
     pub url: String,

@@ -82,10 +82,13 @@ pub struct TargetHandle {
     last_overflow_log: Mutex<Option<Instant>>,
 }
 
+/// The app's current credentials (an apps reload may change them; `None`: the app is gone).
+pub type AppSource = Arc<dyn Fn() -> Option<Arc<App>> + Send + Sync>;
+
 /// Everything a request needs.
 struct Sender {
     client: reqwest::Client,
-    app: Arc<App>,
+    app: AppSource,
     target: Arc<Target>,
     settings: WebhookSettings,
     stats: Arc<Stats>,
@@ -111,7 +114,7 @@ impl TargetHandle {
     /// Start the delivery task of one target.
     pub fn start(
         client: reqwest::Client,
-        app: Arc<App>,
+        app: AppSource,
         target: Target,
         settings: WebhookSettings,
     ) -> TargetHandle {
@@ -298,14 +301,15 @@ impl Sender {
     }
 
     async fn attempt(&self, batch: &[Queued]) -> Result<(), String> {
+        let app = (self.app)().ok_or_else(|| "the app is no longer configured".to_string())?;
         let body = sign::body(sign::now_ms(), batch.iter().map(|q| &*q.event.json));
-        let signature = sign::signature(&self.app.secret, &body);
+        let signature = sign::signature(&app.secret, &body);
         let mut req = self
             .client
             .post(&self.target.url)
             .timeout(self.settings.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Pusher-Key", &self.app.key)
+            .header("X-Pusher-Key", &app.key)
             .header("X-Pusher-Signature", signature);
         for (k, v) in &self.target.headers {
             req = req.header(k, v);

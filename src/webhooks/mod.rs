@@ -26,8 +26,9 @@ use batch::{Ack, Queued};
 use delivery::TargetHandle;
 use event::WebhookEvent;
 use observer::{Key, Observer, Sink};
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,18 +36,56 @@ use tokio::sync::{mpsc, oneshot};
 /// and counted by the hub, and logged here).
 const OBSERVER_QUEUE: usize = 65_536;
 
-/// Every app's targets, by app id.
+/// A delivery task's identity: the app and the target exactly as configured.
+type TargetId = (Arc<str>, Target);
+
+/// Routes events to targets. The targets are read from the app's live settings on every
+/// event, so an apps reload that adds, changes or removes a target takes effect for the next
+/// event; each distinct (app, target) gets its delivery task when it is first needed.
 pub struct Dispatcher {
-    by_app: HashMap<String, Vec<TargetHandle>>,
+    hub: Weak<Hub>,
+    client: reqwest::Client,
+    settings: WebhookSettings,
+    handles: Mutex<HashMap<TargetId, Arc<TargetHandle>>>,
 }
 
 impl Dispatcher {
-    fn targets<'a>(&'a self, ev: &'a WebhookEvent) -> impl Iterator<Item = &'a TargetHandle> {
-        self.by_app
-            .get(&*ev.app_id)
+    fn targets(&self, ev: &WebhookEvent) -> Vec<Arc<TargetHandle>> {
+        let Some(app) = self.hub.upgrade().and_then(|h| h.app(&ev.app_id)) else {
+            return Vec::new();
+        };
+        let app = app.app();
+        let wanted: Vec<&Target> = app
+            .webhooks
+            .iter()
+            .filter(|t| t.wants(ev.kind, &ev.channel))
+            .collect();
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut handles = self.handles.lock();
+        wanted
             .into_iter()
-            .flatten()
-            .filter(|t| t.target.wants(ev.kind, &ev.channel))
+            .map(|t| {
+                handles
+                    .entry((ev.app_id.clone(), t.clone()))
+                    .or_insert_with(|| Arc::new(self.start_target(&ev.app_id, t)))
+                    .clone()
+            })
+            .collect()
+    }
+
+    fn start_target(&self, app_id: &Arc<str>, target: &Target) -> TargetHandle {
+        let hub = self.hub.clone();
+        let id = app_id.clone();
+        let source: delivery::AppSource =
+            Arc::new(move || hub.upgrade().and_then(|h| h.app(&id)).map(|ah| ah.app()));
+        TargetHandle::start(
+            self.client.clone(),
+            source,
+            target.clone(),
+            self.settings.clone(),
+        )
     }
 
     /// Hand an event to every target that wants it.
@@ -62,9 +101,9 @@ impl Dispatcher {
 
     /// Same, for a stream entry: `id` is acknowledged once every target is done with it.
     pub fn dispatch_acked(&self, ev: WebhookEvent, id: String, tx: &mpsc::UnboundedSender<String>) {
-        let n = self.targets(&ev).count();
-        let ack = Ack::new(id, n, tx.clone());
-        for t in self.targets(&ev) {
+        let targets = self.targets(&ev);
+        let ack = Ack::new(id, targets.len(), tx.clone());
+        for t in targets {
             t.offer(Queued {
                 event: ev.clone(),
                 ack: Some(ack.clone()),
@@ -73,12 +112,12 @@ impl Dispatcher {
         }
     }
 
+    fn all(&self) -> Vec<Arc<TargetHandle>> {
+        self.handles.lock().values().cloned().collect()
+    }
+
     fn outstanding(&self) -> usize {
-        self.by_app
-            .values()
-            .flatten()
-            .map(|t| t.outstanding())
-            .sum()
+        self.all().iter().map(|t| t.outstanding()).sum()
     }
 }
 
@@ -117,27 +156,12 @@ impl Webhooks {
         if hub.apps().iter().all(|a| a.webhooks.is_empty()) {
             return Ok(None);
         }
-        let client = delivery::client(&settings)?;
-        let by_app = hub
-            .apps()
-            .iter()
-            .map(|app| {
-                let targets = app
-                    .webhooks
-                    .iter()
-                    .map(|t| {
-                        TargetHandle::start(
-                            client.clone(),
-                            app.clone(),
-                            t.clone(),
-                            settings.clone(),
-                        )
-                    })
-                    .collect();
-                (app.id.clone(), targets)
-            })
-            .collect();
-        let dispatcher = Arc::new(Dispatcher { by_app });
+        let dispatcher = Arc::new(Dispatcher {
+            hub: Arc::downgrade(hub),
+            client: delivery::client(&settings)?,
+            settings: settings.clone(),
+            handles: Mutex::new(HashMap::new()),
+        });
         let handle = hub.observe(OBSERVER_QUEUE);
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
         let cluster = match redis {
@@ -178,13 +202,7 @@ impl Webhooks {
             }
             c.stop();
         }
-        let waits: Vec<_> = self
-            .dispatcher
-            .by_app
-            .values()
-            .flatten()
-            .map(|t| t.flush())
-            .collect();
+        let waits: Vec<_> = self.dispatcher.all().iter().map(|t| t.flush()).collect();
         let _ = tokio::time::timeout_at(deadline, futures_util::future::join_all(waits)).await;
         let left = self.dispatcher.outstanding();
         if left > 0 {
@@ -202,7 +220,7 @@ impl Webhooks {
     /// Delivery counters summed over every target.
     pub fn stats(&self) -> StatsSnapshot {
         let mut s = StatsSnapshot::default();
-        for t in self.dispatcher.by_app.values().flatten() {
+        for t in self.dispatcher.all() {
             s += t.stats.snapshot();
         }
         s
