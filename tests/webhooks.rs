@@ -850,3 +850,26 @@ async fn three_nodes_send_each_webhook_once_and_survive_a_sigkill() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_apps_reload_moves_the_webhooks_to_the_new_targets() {
+    let (old, old_url) = Receiver::start().await;
+    let (new, new_url) = Receiver::start().await;
+    let (server, _wh) = serve(app_with(vec![target(&old_url, "channel_occupied")]), fast()).await;
+    let mut c = server.client().await;
+    c.subscribe("before").await;
+    old.wait_for("old target", Duration::from_secs(5), |d| d.len() == 1)
+        .await;
+    let mut reloaded = app_with(vec![target(&new_url, "channel_occupied")]);
+    reloaded.secret = "rotated-secret".into();
+    server.hub.reload_apps(vec![reloaded]);
+    c.subscribe("after").await;
+    new.wait_for("new target", Duration::from_secs(5), |d| d.len() == 1)
+        .await;
+    assert_eq!(
+        new.delivered(),
+        [json!({"name":"channel_occupied","channel":"after"})]
+    );
+    assert_signed(&new.hooks()[0], "app-key", "rotated-secret");
+    assert_eq!(old.delivered().len(), 1);
+}
