@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the Rust tests (unit, black-box, doc), the real-client
-# compat suite (pusher-js, Laravel Echo, Pusher Node/Python SDKs, headless Chromium) and the
-# load generator's correctness smoke run. Exits non-zero if any part fails.
-# Needs what compat-tests/setup.sh installs (npm packages, a Python venv, chromium), and a
-# Redis on 127.0.0.1:6379 for the cluster tests; .ci/run prepares both on a fresh machine.
+# Runs every test of the project: the Rust tests (unit, black-box, doc, the import-cycle
+# check), the real-client compat suite (pusher-js, Laravel Echo, Pusher Node/Python SDKs,
+# headless Chromium) and the load generator's correctness smoke run. Exits non-zero if any part
+# fails. It first prepares the machine itself (scripts/prepare.sh: npm packages, the Python venv,
+# Debian's chromium, a Redis on 127.0.0.1:6379), or stops at once with the command to run.
+# The README's test command, and what .ci/run runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+echo "==> prepare"
+if ! scripts/prepare.sh; then
+  echo "==> prepare: FAILED (nothing was tested)"
+  exit 1
+fi
 
 failed=()
 step() {

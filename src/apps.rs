@@ -51,6 +51,16 @@ pub struct App {
     pub max_watchlist: usize,
     /// Webhook receivers of this app (README "Webhooks").
     pub webhooks: Vec<crate::webhooks::Target>,
+    /// Missed-message recovery: seconds a dropped connection's place is kept, and events are
+    /// buffered for it (0: off). Clients opt in with a lineage path (`/l/{id}/app/{key}`).
+    pub recovery_window: u64,
+    /// Channel-name patterns (`*` matches any run of characters) whose events are buffered for
+    /// recovery; empty: every channel.
+    pub recovery_channels: Vec<String>,
+    /// Most events buffered per recovered channel (the oldest go first).
+    pub recovery_max_events: usize,
+    /// Most bytes of buffered events per app (the oldest go first).
+    pub recovery_max_bytes: usize,
 }
 
 impl Default for App {
@@ -78,6 +88,10 @@ impl Default for App {
             cache_ttl: 1_800,
             max_watchlist: 100,
             webhooks: Vec::new(),
+            recovery_window: 0,
+            recovery_channels: Vec::new(),
+            recovery_max_events: 100,
+            recovery_max_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -2,8 +2,8 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::config::{Cli, ProcessEnv};
-use rf_broadcast::{apps::Apps, server, AppState, Hub};
+use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::{AppState, Apps, Hub};
 use std::sync::Arc;
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
@@ -42,13 +42,31 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run(config)) {
-        eprintln!("rf-broadcast: {e}");
-        std::process::exit(1);
+        eprintln!("rf-broadcast: {}", e.message);
+        std::process::exit(e.code);
     }
 }
 
-async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
-    let socket = if config.addr.is_ipv4() {
+/// Why the server stopped with an error, and the exit code that says so: 2 for what the
+/// operator must change (an address that cannot be had, like a bad flag), 1 for the rest.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The listening socket, or a failure that names the address and how to pick another.
+fn listen(config: &Config) -> Result<tokio::net::TcpListener, Failure> {
+    let addr = config.addr;
+    let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
@@ -58,15 +76,41 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         // Inherited by accepted sockets: bounds what a stalled client can pin in the kernel.
         socket.set_send_buffer_size(config.socket_send_buffer)?;
     }
-    socket.bind(config.addr)?;
-    let listener = socket.listen(LISTEN_BACKLOG)?;
+    if let Err(e) = socket.bind(addr) {
+        use std::io::ErrorKind;
+        let why = match e.kind() {
+            ErrorKind::AddrInUse => {
+                "the address is already in use (another process listens on it)".to_string()
+            }
+            ErrorKind::AddrNotAvailable => "the address is not one of this machine's".to_string(),
+            ErrorKind::PermissionDenied => {
+                "permission denied (ports below 1024 need privileges)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "cannot listen on {addr}: {why}. Pick another port with --port N \
+                 (or RF_PORT=N; --port 0 picks a free one) or another address with --host \
+                 (or RF_HOST)."
+            ),
+        });
+    }
+    Ok(socket.listen(LISTEN_BACKLOG)?)
+}
+
+async fn run(config: Config) -> Result<(), Failure> {
+    let listener = listen(&config)?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
     let mut adapter = None;
     if let Some(redis) = &config.redis {
         adapter = Some(
-            rf_broadcast::RedisAdapter::start(&hub, redis.clone())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            rf_broadcast::RedisAdapter::start(&hub, redis.clone()).map_err(|e| Failure {
+                code: 2,
+                message: e.to_string(),
+            })?,
         );
         tracing::info!(
             "cluster: redis adapter, prefix '{}', heartbeat {:?}, node expiry {:?}",
@@ -75,13 +119,10 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
             redis.node_expiry
         );
     }
-    let webhooks = rf_broadcast::webhooks::Webhooks::start(
-        &hub,
-        config.webhooks.clone(),
-        config.redis.as_ref(),
-    )
-    .await
-    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let webhooks =
+        rf_broadcast::cli::Webhooks::start(&hub, config.webhooks.clone(), config.redis.as_ref())
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let app = &config.apps[0];
     tracing::info!(
         "rf-broadcast listening on http://{addr} ({} app(s))",
@@ -106,7 +147,7 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         hub: hub.clone(),
         options: Arc::new(config.server.clone()),
     };
-    let result = server::serve(listener, state, shutdown_signal()).await;
+    let result = rf_broadcast::serve(listener, state, shutdown_signal()).await;
     if let Some(webhooks) = &webhooks {
         // Connections are closed: send the vacated / removed webhooks that makes, and what
         // is still queued.
@@ -116,7 +157,7 @@ async fn run(config: rf_broadcast::config::Config) -> std::io::Result<()> {
         // Let the other nodes hear that this node's members left.
         adapter.flush(std::time::Duration::from_secs(2)).await;
     }
-    result
+    Ok(result?)
 }
 
 async fn shutdown_signal() {

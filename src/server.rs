@@ -6,7 +6,7 @@ use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     state.hub.start_ticker();
     let mut router = Router::new()
         .route("/app/{key}", get(ws_upgrade))
+        .route("/l/{lineage}/app/{key}", get(lineage_upgrade))
         .route("/up", get(|| async { "OK" }))
         .merge(crate::api::routes());
     if state.options.dev_auth {
@@ -86,11 +87,35 @@ fn normalize_prefix(raw: &str) -> Option<String> {
     (!trimmed.is_empty()).then(|| format!("/{trimmed}"))
 }
 
+/// `/l/{lineage}/app/{key}`: a connection that opted in to missed-message recovery. An
+/// invalid lineage id gets the same answer as an unknown path.
+async fn lineage_upgrade(
+    State(state): State<AppState>,
+    Path((lineage, key)): Path<(String, String)>,
+    query: RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !crate::hub::valid_lineage(&lineage) {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    upgrade_with(state, key, query, upgrade, Some(Arc::from(lineage)))
+}
+
 async fn ws_upgrade(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    query: RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade_with(state, key, query, upgrade, None)
+}
+
+fn upgrade_with(
+    state: AppState,
+    key: String,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
+    lineage: Option<Arc<str>>,
 ) -> Response {
     let params = crate::api::parse_query(query.as_deref().unwrap_or(""));
     let protocol = params
@@ -100,6 +125,7 @@ async fn ws_upgrade(
     let handshake = Handshake {
         app: state.hub.app_by_key(&key),
         protocol,
+        lineage,
     };
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();

@@ -175,3 +175,34 @@ async fn dev_auth_signs_subscriptions_and_serves_the_demo() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[test]
+fn a_taken_port_exits_2_naming_the_address_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut child = KillOnDrop(
+        clean_env(&mut Command::new(BIN))
+            .args(["--port", &port.to_string(), "--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let status = status.expect("the server kept running on a taken port");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("already in use"), "{err}");
+    assert!(err.contains("--port") && err.contains("RF_PORT"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    drop(taken);
+}

@@ -1,6 +1,6 @@
 //! HTTP request signatures: `auth_key`, `auth_timestamp` (within 600 s), `auth_version`,
 //! `body_md5` (checked against the raw body whenever present) and `auth_signature` over
-//! `METHOD\npath\nsorted decoded query` (`pusher-protocol.md` §5.1).
+//! `METHOD\npath\nsorted decoded query` (`docs/pusher-protocol.md` §5.1).
 
 use super::ApiError;
 use crate::apps::App;

@@ -11,10 +11,11 @@ use super::cluster::ClusterEvent;
 use super::connection::{Connection, SocketId, Subscription};
 use super::events::{HubEvent, MemberChange};
 use super::presence::Presence;
+use super::recovery::{self, Stream};
 use super::registry::AppHub;
 use super::Hub;
 use crate::apps::App;
-use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelKind, MemberData};
+use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelInfo, ChannelKind, MemberData};
 use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -39,6 +40,8 @@ pub(super) struct ChannelState {
     /// `subscription_count` throttling for large channels: when it was last sent.
     pub(super) count_sent: Option<Instant>,
     pub(super) count_dirty: bool,
+    /// Recovered channels: recent API publishes with their offsets.
+    pub(super) recovery: Option<Box<Stream>>,
 }
 
 impl ChannelState {
@@ -49,6 +52,7 @@ impl ChannelState {
             cache: None,
             count_sent: None,
             count_dirty: false,
+            recovery: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl ChannelState {
         self.subscribers.is_empty()
             && self.live_cache().is_none()
             && self.presence.as_ref().is_none_or(Presence::is_empty)
+            && self.recovery.as_ref().is_none_or(|s| s.is_empty())
     }
 
     /// Queue `frame` for every subscriber but `except`; how many got it. Every frame that
@@ -95,7 +100,7 @@ pub(super) fn entry<'a>(
     channel: &str,
 ) -> (Arc<str>, &'a mut ChannelState) {
     if !shard.contains_key(channel) {
-        let kind = ChannelKind::of(channel).kind;
+        let kind = ChannelInfo::of(channel).kind;
         shard.insert(Arc::from(channel), ChannelState::new(kind));
     }
     let (name, _) = shard.get_key_value(channel).expect("just inserted");
@@ -162,8 +167,9 @@ impl AppHub {
             ));
         }
 
-        let cache = ChannelKind::of(channel).cache;
+        let cache = ChannelInfo::of(channel).cache;
         let mut first_here = false;
+        let mut cursor_for = None;
         let user_id = member
             .as_ref()
             .map(|m| Arc::<str>::from(m.user_id.as_str()));
@@ -223,7 +229,20 @@ impl AppHub {
                 socket_id: conn.socket_id,
                 channel: name.clone(),
             });
-            conn.push(protocol::subscription_succeeded(channel, &data));
+            let recovered = recovery::recovers(&app, channel)
+                .then(|| self.recover(conn, &name, state))
+                .flatten();
+            match recovered {
+                Some((cursor, replay)) => {
+                    let data = recovery::succeeded_data(channel, data, &replay);
+                    conn.push(protocol::subscription_succeeded(channel, &data));
+                    for frame in replay.frames {
+                        conn.push(frame);
+                    }
+                    cursor_for = Some(cursor);
+                }
+                None => conn.push(protocol::subscription_succeeded(channel, &data)),
+            }
             if cache {
                 match state.live_cache() {
                     Some(frame) => conn.push(frame.clone()),
@@ -248,6 +267,9 @@ impl AppHub {
             channel: name.clone(),
             user_id,
         });
+        if let Some(cursor) = cursor_for {
+            recovery::track(&mut state.lineage, name.clone(), cursor);
+        }
         drop(state);
         if let (Some(member), true) = (member, first_here) {
             self.node
@@ -275,6 +297,9 @@ impl AppHub {
             };
             if state.subscribers.swap_remove(&conn.socket_id).is_none() {
                 return;
+            }
+            if let (Some(stream), Some(_)) = (state.recovery.as_mut(), conn.lineage()) {
+                stream.keep(Duration::from_secs(app.recovery_window));
             }
             self.node.emit(|| HubEvent::Unsubscribed {
                 app_id: self.id.clone(),
@@ -364,12 +389,26 @@ impl AppHub {
             }
             return n;
         }
-        if cache && ChannelKind::of(channel).cache {
-            let ttl = self.app().cache_ttl;
-            let mut shard = self.shard(channel).write();
-            let (_, state) = entry(&mut shard, channel);
-            state.cache = Some((frame.clone(), cache_expiry(ttl)));
-            return state.fan_out(frame, except);
+        if cache {
+            let app = self.app.load();
+            let cached = ChannelInfo::of(channel).cache;
+            let recovered = recovery::recovers(&app, channel);
+            if cached || recovered {
+                let mut shard = self.shard(channel).write();
+                let (name, state) = entry(&mut shard, channel);
+                if cached {
+                    state.cache = Some((frame.clone(), cache_expiry(app.cache_ttl)));
+                }
+                if recovered {
+                    self.buffer(&app, &name, state, frame, except);
+                }
+                let n = state.fan_out(frame, except);
+                drop(shard);
+                if recovered {
+                    self.trim_recovery(&app);
+                }
+                return n;
+            }
         }
         let shard = self.shard(channel).read();
         match shard.get(channel) {
@@ -383,7 +422,7 @@ impl Hub {
     /// Subscribe a connection (already authorized) to a channel and queue its
     /// `subscription_succeeded` (then, on cache channels, the cached event or `cache_miss`).
     /// Re-subscribing a channel it is in answers again without counting twice.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         conn: &Arc<Connection>,
         channel: &str,
@@ -397,7 +436,7 @@ impl Hub {
     }
 
     /// Tell observers a subscription was refused (`reason` must not hold a secret).
-    pub fn refused(&self, conn: &Connection, channel: &str, reason: &str) {
+    pub(crate) fn refused(&self, conn: &Connection, channel: &str, reason: &str) {
         self.node.emit(|| HubEvent::SubscriptionRefused {
             app_id: conn.app_hub().id.clone(),
             socket_id: conn.socket_id,
@@ -407,7 +446,7 @@ impl Hub {
     }
 
     /// Unsubscribe a connection from a channel; channels it is not in are ignored.
-    pub fn unsubscribe(&self, conn: &Arc<Connection>, channel: &str) {
+    pub(crate) fn unsubscribe(&self, conn: &Arc<Connection>, channel: &str) {
         let sub = {
             let mut state = conn.state.lock();
             match state
@@ -415,7 +454,10 @@ impl Hub {
                 .iter()
                 .position(|s| &*s.channel == channel)
             {
-                Some(i) => state.subscriptions.swap_remove(i),
+                Some(i) => {
+                    recovery::untrack(&mut state.lineage, channel);
+                    state.subscriptions.swap_remove(i)
+                }
                 None => return,
             }
         };
@@ -426,7 +468,7 @@ impl Hub {
     /// Publish an event to channels: encode once per channel, deliver here, hand to the
     /// adapter for other nodes. `data` is the publisher's string, sent verbatim. Returns how
     /// many connections on this node got it.
-    pub fn publish(
+    pub(crate) fn publish(
         &self,
         app_id: &str,
         channels: &[impl AsRef<str>],
@@ -461,7 +503,7 @@ impl Hub {
 
     /// Deliver an encoded frame to this node's subscribers of a channel (see
     /// [`AppHub::deliver`]); what other nodes send arrives here.
-    pub fn deliver(
+    pub(crate) fn deliver(
         &self,
         app_id: &str,
         channel: &str,
@@ -475,7 +517,7 @@ impl Hub {
     /// Relay a client event from `conn` to the channel's other subscribers, here and on
     /// other nodes. The caller has checked the channel kind, membership and rate; `event` and
     /// `data` are the parsed parts of `frame`, for observers.
-    pub fn client_event(
+    pub(crate) fn client_event(
         &self,
         conn: &Connection,
         channel: &str,

@@ -3,7 +3,7 @@
 //!
 //! The hub delivers every event to this node's subscribers itself, then hands a
 //! [`ClusterEvent`] to its adapter. The local adapter (one node) drops it; a cluster adapter
-//! (`crate::adapter::redis`) sends it to the other nodes, whose adapters feed it back into
+//! (the Redis transport in `adapter/redis.rs`) sends it to the other nodes, whose adapters feed it back into
 //! their hub with [`Hub::deliver`](super::Hub::deliver) and the hub's `remote_*` methods. The
 //! hub never knows which adapter runs; this port lives in the hub so that imports run one way
 //! (adapters depend on the hub, never the reverse).

@@ -8,6 +8,7 @@
 //! publisher or the others.
 
 use super::events::HubEvent;
+use super::recovery::LineageCursors;
 use super::registry::AppHub;
 use crate::apps::App;
 use crate::protocol::ErrorCode;
@@ -15,7 +16,7 @@ use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::task::Waker;
@@ -105,6 +106,8 @@ pub struct ConnState {
     pub user: Option<Arc<str>>,
     /// Users this connection watches (after sign-in with a watchlist).
     pub watchlist: Vec<Arc<str>>,
+    /// Recovery cursors, for a connection with a lineage that joined recovered channels.
+    pub(crate) lineage: Option<Box<LineageCursors>>,
 }
 
 impl ConnState {
@@ -119,6 +122,14 @@ pub struct Connection {
     /// The app's share of the hub: its settings, channels and users.
     app_hub: Arc<AppHub>,
     max_queue: usize,
+    /// The lineage id from the path (`/l/{lineage}/app/{key}`): missed-message recovery.
+    lineage: Option<Arc<str>>,
+    /// The client closed with 1000/1001: its lineage's place is not kept.
+    clean_close: AtomicBool,
+    /// A newer connection of the same lineage took over its recovery cursors.
+    pub(super) superseded: AtomicBool,
+    /// `pusher:ping`s sent (recovery matches each pong to its ping by count).
+    pings: AtomicU32,
     outbox: Mutex<Outbox>,
     /// Milliseconds since [`clock_origin`] when the client last sent anything.
     last_seen_ms: AtomicU64,
@@ -140,11 +151,19 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(app_hub: Arc<AppHub>, max_queue: usize) -> Connection {
+    pub(crate) fn new(
+        app_hub: Arc<AppHub>,
+        max_queue: usize,
+        lineage: Option<Arc<str>>,
+    ) -> Connection {
         Connection {
             socket_id: SocketId::generate(),
             app_hub,
             max_queue: max_queue.max(1),
+            lineage,
+            clean_close: AtomicBool::new(false),
+            superseded: AtomicBool::new(false),
+            pings: AtomicU32::new(0),
             outbox: Mutex::new(Outbox::default()),
             last_seen_ms: AtomicU64::new(now_ms()),
             pinged_at_ms: AtomicU64::new(0),
@@ -251,6 +270,26 @@ impl Connection {
         }
     }
 
+    /// Queue a `pusher:ping`; its number (the pong answering it is the same one).
+    pub(crate) fn ping(&self) -> u32 {
+        self.push(crate::protocol::ping());
+        self.pings.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// The lineage id this connection came with, if any.
+    pub fn lineage(&self) -> Option<&Arc<str>> {
+        self.lineage.as_ref()
+    }
+
+    /// The client sent a Close frame with 1000 or 1001: a deliberate goodbye.
+    pub(crate) fn mark_clean_close(&self) {
+        self.clean_close.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn closed_cleanly(&self) -> bool {
+        self.clean_close.load(Ordering::Relaxed)
+    }
+
     pub fn is_subscribed(&self, channel: &str) -> bool {
         self.state.lock().subscription(channel).is_some()
     }
@@ -268,7 +307,7 @@ mod tests {
 
     fn test_connection(max_queue: usize) -> Connection {
         let hub = Hub::new(Apps::new(vec![App::default()]), HubSettings::default());
-        Connection::new(hub.app("app-id").unwrap(), max_queue)
+        Connection::new(hub.app("app-id").unwrap(), max_queue, None)
     }
 
     #[test]

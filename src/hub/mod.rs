@@ -21,6 +21,7 @@
 //! - `remote.rs`: the mirror of what other nodes reported;
 //! - `tick.rs`: the once-a-second sweep (heartbeats, throttled counts, cache expiry);
 //! - `stats.rs`: channel figures for the HTTP API, merged across the cluster;
+//! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
 //! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
 //!   two ports out of the hub.
 //!
@@ -34,7 +35,7 @@
 //!    update that connection's own record, released before any shard or user map is touched;
 //! 3. a channel shard (`AppHub::shards[n]`), one at a time;
 //! 4. the user maps of an app: `users`, then `remote_users`; `watchers` alone, never together
-//!    with another map; `connections` alone;
+//!    with another map; `connections` alone; `lineages` (recovery) alone;
 //! 5. a connection's outbox (`Connection::push`): the innermost lock, taken under any of the
 //!    above (fan-out pushes while holding the shard or user map it walks).
 //!
@@ -46,6 +47,7 @@ mod cluster;
 pub mod connection;
 pub mod events;
 mod presence;
+mod recovery;
 mod registry;
 mod remote;
 mod stats;
@@ -54,12 +56,10 @@ mod users;
 
 pub use channels::SubscribeError;
 pub use cluster::{Adapter, ClusterEvent, LocalAdapter, Remote};
-pub use connection::{CloseRequest, ConnState, Connection, SocketId, Subscription};
+pub use connection::{CloseRequest, Connection, SocketId};
 pub use events::{HubEvent, MemberChange, ObserverHandle};
-pub use presence::PresenceSnapshot;
-pub use registry::{AppHub, AppsReload};
-pub use stats::ChannelStats;
-pub use users::SignInError;
+pub use recovery::valid_lineage;
+pub use registry::AppsReload;
 
 use crate::apps::Apps;
 use events::Events;
@@ -144,13 +144,8 @@ impl Hub {
         let _ = self.node.adapter.set(adapter);
     }
 
-    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+    pub(crate) fn adapter(&self) -> &Arc<dyn Adapter> {
         self.node.adapter()
-    }
-
-    /// Hand an event to the adapter for the other nodes; built only when there are any.
-    pub fn tell_cluster(&self, app_id: &str, event: impl FnOnce() -> ClusterEvent) {
-        self.node.tell_cluster(app_id, event);
     }
 
     /// Register an observer of the hub's lifecycle events, with a queue of `capacity`

@@ -9,6 +9,7 @@
 use super::channels::Shard;
 use super::connection::{CloseRequest, Connection, SocketId};
 use super::events::HubEvent;
+use super::recovery::Lineages;
 use super::{Hub, Node};
 use crate::apps::{App, Apps};
 use crate::protocol::ErrorCode;
@@ -25,7 +26,7 @@ pub struct AppHub {
     /// The app's id, fixed for the `AppHub`'s life (the table is keyed by it).
     pub(super) id: Arc<str>,
     /// The app's current settings; swapped by a reload.
-    app: ArcSwap<App>,
+    pub(super) app: ArcSwap<App>,
     pub(super) node: Arc<Node>,
     /// Channels by name, sharded by name hash so publishes to different channels never meet.
     pub(super) shards: Box<[Shard]>,
@@ -39,6 +40,8 @@ pub struct AppHub {
     pub(super) connections: Mutex<HashMap<SocketId, Arc<Connection>>>,
     /// `connections.len()` without the lock (the quota check).
     connection_count: AtomicUsize,
+    /// Missed-message recovery: live and parked lineages, the app's buffered bytes.
+    pub(super) lineages: Mutex<Lineages>,
 }
 
 impl AppHub {
@@ -53,6 +56,7 @@ impl AppHub {
             watchers: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             connection_count: AtomicUsize::new(0),
+            lineages: Mutex::new(Lineages::default()),
         })
     }
 
@@ -61,12 +65,11 @@ impl AppHub {
         self.app.load_full()
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.connection_count.load(Ordering::Relaxed)
-    }
-
     /// Register a new connection; `Err` when the app is over its connection quota.
-    pub(super) fn connect(self: &Arc<Self>) -> Result<Arc<Connection>, ErrorCode> {
+    pub(super) fn connect(
+        self: &Arc<Self>,
+        lineage: Option<Arc<str>>,
+    ) -> Result<Arc<Connection>, ErrorCode> {
         let app = self.app();
         let count = self.connection_count.fetch_add(1, Ordering::Relaxed);
         if app.max_connections.is_some_and(|max| count >= max) {
@@ -77,8 +80,10 @@ impl AppHub {
         let conn = Arc::new(Connection::new(
             self.clone(),
             self.node.settings.max_queued_frames,
+            lineage,
         ));
         self.connections.lock().insert(conn.socket_id, conn.clone());
+        self.lineage_connected(&conn);
         self.node.emit(|| HubEvent::ConnectionOpened {
             app_id: self.id.clone(),
             socket_id: conn.socket_id,
@@ -98,6 +103,7 @@ impl AppHub {
         if let Some(user) = &state.user {
             self.sign_out(conn, user, &state.watchlist);
         }
+        self.lineage_disconnected(conn, state.lineage);
         self.connection_count.fetch_sub(1, Ordering::Relaxed);
         self.node.connections_total.fetch_sub(1, Ordering::Relaxed);
         self.node.emit(|| {
@@ -168,7 +174,7 @@ impl AppTable {
 
 impl Hub {
     /// One app's share of the hub, by app id.
-    pub fn app(&self, app_id: &str) -> Option<Arc<AppHub>> {
+    pub(crate) fn app(&self, app_id: &str) -> Option<Arc<AppHub>> {
         self.apps.read().by_id.get(app_id).cloned()
     }
 
@@ -185,7 +191,7 @@ impl Hub {
     }
 
     /// The apps as they are now, in configuration order.
-    pub fn apps(&self) -> Apps {
+    pub(crate) fn apps(&self) -> Apps {
         Apps::from_arcs(
             self.apps
                 .read()
@@ -197,12 +203,12 @@ impl Hub {
     }
 
     /// An app by its key (the WebSocket path's `{key}`).
-    pub fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
+    pub(crate) fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
         self.apps.read().by_key.get(key).map(|ah| ah.app())
     }
 
     /// An app by its id (the HTTP API path's `{app_id}`).
-    pub fn app_by_id(&self, app_id: &str) -> Option<Arc<App>> {
+    pub(crate) fn app_by_id(&self, app_id: &str) -> Option<Arc<App>> {
         self.app(app_id).map(|ah| ah.app())
     }
 
@@ -268,20 +274,30 @@ impl Hub {
     }
 
     /// Register a new connection of `app`; `Err` when the app is unknown or over its quota.
-    pub fn connect(&self, app: &App) -> Result<Arc<Connection>, ErrorCode> {
+    #[cfg(test)]
+    pub(crate) fn connect(&self, app: &App) -> Result<Arc<Connection>, ErrorCode> {
+        self.connect_lineage(app, None)
+    }
+
+    /// Register a new connection that came with a lineage id (missed-message recovery).
+    pub(crate) fn connect_lineage(
+        &self,
+        app: &App,
+        lineage: Option<Arc<str>>,
+    ) -> Result<Arc<Connection>, ErrorCode> {
         self.app(&app.id)
             .ok_or(ErrorCode::AppDoesNotExist)?
-            .connect()
+            .connect(lineage)
     }
 
     /// Forget a connection: leave every channel (with `member_removed` where it was a user's
     /// last connection), sign it out, drop it from the counts.
-    pub fn disconnect(&self, conn: &Arc<Connection>) {
+    pub(crate) fn disconnect(&self, conn: &Arc<Connection>) {
         conn.app_hub().disconnect(conn);
     }
 
     /// A connection of this app by socket id.
-    pub fn connection(&self, app_id: &str, socket_id: SocketId) -> Option<Arc<Connection>> {
+    pub(crate) fn connection(&self, app_id: &str, socket_id: SocketId) -> Option<Arc<Connection>> {
         self.app(app_id)?
             .connections
             .lock()
@@ -290,12 +306,12 @@ impl Hub {
     }
 
     /// Live connections on this node, all apps.
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.node.connections_total.load(Ordering::Relaxed)
     }
 
     /// Every live connection on this node (for shutdown).
-    pub fn all_connections(&self) -> Vec<Arc<Connection>> {
+    pub(crate) fn all_connections(&self) -> Vec<Arc<Connection>> {
         self.app_hubs()
             .iter()
             .flat_map(|a| a.connections.lock().values().cloned().collect::<Vec<_>>())

@@ -10,14 +10,14 @@ use super::channels::{entry, ChannelState};
 use super::events::{HubEvent, MemberChange};
 use super::registry::AppHub;
 use super::Hub;
-use crate::protocol::{self, ChannelKind};
+use crate::protocol::{self, ChannelInfo, ChannelKind};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 impl AppHub {
     fn remote_member_added(&self, channel: &str, node: &Arc<str>, user_id: &str, info: &RawValue) {
-        if ChannelKind::of(channel).kind != ChannelKind::Presence {
+        if ChannelInfo::of(channel).kind != ChannelKind::Presence {
             return;
         }
         let mut shard = self.shard(channel).write();
@@ -181,7 +181,7 @@ impl AppHub {
 impl Hub {
     /// Another node has `user_id` in a presence channel: remember it, and tell this node's
     /// subscribers `member_added` when the user is new to the whole cluster.
-    pub fn remote_member_added(
+    pub(crate) fn remote_member_added(
         &self,
         app_id: &str,
         channel: &str,
@@ -196,26 +196,32 @@ impl Hub {
 
     /// Another node no longer has `user_id` in a presence channel; `member_removed` to this
     /// node's subscribers when it was the user's last connection in the cluster.
-    pub fn remote_member_removed(&self, app_id: &str, channel: &str, node: &str, user_id: &str) {
+    pub(crate) fn remote_member_removed(
+        &self,
+        app_id: &str,
+        channel: &str,
+        node: &str,
+        user_id: &str,
+    ) {
         self.with_app(app_id, |ah| {
             ah.remote_member_removed(channel, node, user_id)
         });
     }
 
     /// Another node signed `user_id` in (its first connection there).
-    pub fn remote_user_online(&self, app_id: &str, node: &Arc<str>, user_id: &str) {
+    pub(crate) fn remote_user_online(&self, app_id: &str, node: &Arc<str>, user_id: &str) {
         self.with_app(app_id, |ah| ah.remote_user_online(node, user_id));
     }
 
     /// Another node signed out `user_id`'s last connection there.
-    pub fn remote_user_offline(&self, app_id: &str, node: &str, user_id: &str) {
+    pub(crate) fn remote_user_offline(&self, app_id: &str, node: &str, user_id: &str) {
         self.with_app(app_id, |ah| ah.remote_user_offline(node, user_id));
     }
 
     /// Replace what `node` reported for an app with its full state: presence members
     /// `(channel, user_id, user_info)` and signed-in users. Only the differences produce
     /// events. An empty state forgets the node (it died).
-    pub fn sync_remote_node(
+    pub(crate) fn sync_remote_node(
         &self,
         app_id: &str,
         node: &Arc<str>,
@@ -226,14 +232,14 @@ impl Hub {
     }
 
     /// Forget everything `node` reported, in every app (the node is gone).
-    pub fn forget_remote_node(&self, node: &Arc<str>) {
+    pub(crate) fn forget_remote_node(&self, node: &Arc<str>) {
         for ah in self.app_hubs() {
             ah.sync_remote_node(node, &[], &[]);
         }
     }
 
     /// This node's presence members of an app: `(channel, user_id, user_info)`.
-    pub fn local_presence(&self, app_id: &str) -> Vec<(String, String, Box<RawValue>)> {
+    pub(crate) fn local_presence(&self, app_id: &str) -> Vec<(String, String, Box<RawValue>)> {
         self.with_app(app_id, |ah| ah.local_presence())
     }
 }

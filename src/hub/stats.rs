@@ -36,7 +36,7 @@ impl ChannelStats {
 
 impl Hub {
     /// Channels with subscribers on this node whose names start with `prefix`.
-    pub fn channels(&self, app_id: &str, prefix: &str) -> Vec<(Arc<str>, ChannelStats)> {
+    pub(crate) fn channels(&self, app_id: &str, prefix: &str) -> Vec<(Arc<str>, ChannelStats)> {
         self.with_app(app_id, |ah| {
             let mut out = Vec::new();
             for shard in ah.shards.iter() {
@@ -51,7 +51,7 @@ impl Hub {
     }
 
     /// One channel's figures on this node (zero when nobody is subscribed).
-    pub fn channel(&self, app_id: &str, channel: &str) -> ChannelStats {
+    pub(crate) fn channel(&self, app_id: &str, channel: &str) -> ChannelStats {
         self.with_app(app_id, |ah| {
             ah.shard(channel)
                 .read()
@@ -62,7 +62,7 @@ impl Hub {
     }
 
     /// Distinct user ids in a presence channel (cluster-wide), in join order.
-    pub fn presence_users(&self, app_id: &str, channel: &str) -> Vec<String> {
+    pub(crate) fn presence_users(&self, app_id: &str, channel: &str) -> Vec<String> {
         self.with_app(app_id, |ah| {
             ah.shard(channel)
                 .read()
@@ -74,7 +74,7 @@ impl Hub {
     }
 
     /// The members of a presence channel (cluster-wide) with their info.
-    pub fn presence_snapshot(&self, app_id: &str, channel: &str) -> PresenceSnapshot {
+    pub(crate) fn presence_snapshot(&self, app_id: &str, channel: &str) -> PresenceSnapshot {
         self.with_app(app_id, |ah| {
             ah.shard(channel)
                 .read()
@@ -86,7 +86,7 @@ impl Hub {
     }
 
     /// Every channel occupied anywhere in the cluster whose name starts with `prefix`.
-    pub async fn cluster_channels(
+    pub(crate) async fn cluster_channels(
         &self,
         app_id: &str,
         prefix: &str,
@@ -107,7 +107,7 @@ impl Hub {
     }
 
     /// One channel's figures across the cluster.
-    pub async fn cluster_channel(&self, app_id: &str, channel: &str) -> ChannelStats {
+    pub(crate) async fn cluster_channel(&self, app_id: &str, channel: &str) -> ChannelStats {
         let mut stats = self.channel(app_id, channel);
         for (name, subs) in self.adapter().remote_channels(app_id, channel).await {
             if name == channel {

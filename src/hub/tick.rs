@@ -5,7 +5,7 @@
 use super::channels::SUBSCRIPTION_COUNT_INTERVAL;
 use super::connection::{self, CloseRequest, Heartbeat};
 use super::Hub;
-use crate::protocol::{self, ErrorCode};
+use crate::protocol::ErrorCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 impl Hub {
     /// Periodic work: heartbeats, throttled subscription counts, expired cache entries.
     /// Runs every second once [`Hub::start_ticker`] was called.
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.sweep_heartbeats();
         for ah in self.app_hubs() {
+            if ah.app().recovery_window > 0 {
+                ah.recovery_tick();
+            }
             for shard in ah.shards.iter() {
                 let mut shard = shard.write();
                 shard.retain(|name, state| {
@@ -51,7 +54,9 @@ impl Hub {
             for conn in conns.values() {
                 match conn.heartbeat(now, activity, pong) {
                     Heartbeat::Alive => {}
-                    Heartbeat::Ping => conn.push(protocol::ping()),
+                    Heartbeat::Ping => {
+                        conn.ping();
+                    }
                     Heartbeat::Dead => conn.close(CloseRequest {
                         code: ErrorCode::PongNotReceived,
                         message: "Pong reply not received",
@@ -66,7 +71,7 @@ impl Hub {
     /// hub is dropped. Called by every router that serves the hub, so mounting one (or two)
     /// starts exactly one. Outside a tokio runtime this does nothing and answers false; the
     /// routers call it again on their first request.
-    pub fn start_ticker(self: &Arc<Self>) -> bool {
+    pub(crate) fn start_ticker(self: &Arc<Self>) -> bool {
         if self.node.ticker_started.load(Ordering::Acquire) {
             return true;
         }

@@ -145,7 +145,7 @@ impl AppHub {
 impl Hub {
     /// Record a successful sign-in. Sends the watchlist's current status to this connection
     /// and `online` to watchers of this user when it is the user's first connection.
-    pub fn sign_in(
+    pub(crate) fn sign_in(
         &self,
         conn: &Arc<Connection>,
         user_id: &str,
@@ -156,7 +156,7 @@ impl Hub {
 
     /// `terminate_connections`: close every connection signed in as `user_id`, on this node
     /// and (through the adapter) on every other. Returns how many closed here.
-    pub fn terminate_user(&self, app_id: &str, user_id: &str) -> usize {
+    pub(crate) fn terminate_user(&self, app_id: &str, user_id: &str) -> usize {
         let n = self.terminate_local(app_id, user_id);
         self.node.tell_cluster(app_id, || ClusterEvent::Terminate {
             user_id: user_id.to_string(),
@@ -165,12 +165,12 @@ impl Hub {
     }
 
     /// Another node was asked to terminate `user_id`: close this node's connections of it.
-    pub fn terminate_local(&self, app_id: &str, user_id: &str) -> usize {
+    pub(crate) fn terminate_local(&self, app_id: &str, user_id: &str) -> usize {
         self.with_app(app_id, |ah| ah.terminate_local(user_id))
     }
 
     /// Signed-in user ids of this app on this node.
-    pub fn signed_in_users(&self, app_id: &str) -> Vec<String> {
+    pub(crate) fn signed_in_users(&self, app_id: &str) -> Vec<String> {
         self.with_app(app_id, |ah| {
             ah.users.lock().keys().map(|k| k.to_string()).collect()
         })

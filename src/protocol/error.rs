@@ -1,7 +1,7 @@
 //! Pusher error codes (`pusher:error` codes and WebSocket close codes), in one place.
 //!
 //! pusher-js decides whether to reconnect from the close code alone: 4000-4099 and 4300+ give
-//! up, 4100-4199 back off, 4200-4299 reconnect at once (`pusher-protocol.md` §1.5).
+//! up, 4100-4199 back off, 4200-4299 reconnect at once (`docs/pusher-protocol.md` §1.5).
 
 /// The codes this server sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,8 +13,6 @@ pub enum ErrorCode {
     AppDisabled = 4003,
     /// App over its connection quota (error + close).
     OverConnectionQuota = 4004,
-    /// Path not found.
-    PathNotFound = 4005,
     /// Unsupported protocol version.
     UnsupportedProtocol = 4007,
     /// Unauthorized: bad sign-in, terminated by the app, client event from a non-member.

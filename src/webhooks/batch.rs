@@ -63,6 +63,7 @@ pub struct Pending {
 }
 
 impl Pending {
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -127,11 +128,6 @@ impl Pending {
                 }
             }
         }
-    }
-
-    /// Everything still waiting (shutdown, overflow accounting).
-    pub fn drain(&mut self) -> impl Iterator<Item = Queued> + '_ {
-        self.items.drain(..)
     }
 }
 

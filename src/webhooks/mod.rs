@@ -17,7 +17,7 @@ pub mod event;
 pub mod observer;
 pub mod sign;
 
-pub use config::{Filter, Kind, Kinds, Target, WebhookSettings};
+pub use config::{Kinds, Target, WebhookSettings};
 pub use delivery::StatsSnapshot;
 
 use crate::adapter::redis::RedisSettings;
@@ -222,6 +222,10 @@ impl Webhooks {
         let mut s = StatsSnapshot::default();
         for t in self.dispatcher.all() {
             s += t.stats.snapshot();
+        }
+        if let Some(c) = &self.cluster {
+            // Decisions that never reached Redis for want of room count as overflow.
+            s.overflowed += c.dropped();
         }
         s
     }

@@ -8,8 +8,8 @@ use super::Flow;
 use crate::auth;
 use crate::hub::{Connection, Hub, SubscribeError};
 use crate::protocol::{
-    self, decode_data, parse_member, parse_user_data, validate_channel_name, ChannelKind,
-    ErrorCode, MemberData, SigninData, SubscribeData,
+    self, decode_data, parse_member, parse_user_data, validate_channel_name, ChannelInfo,
+    ChannelKind, ErrorCode, MemberData, SigninData, SubscribeData,
 };
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ impl Session {
         };
         match &*frame.event {
             "pusher:ping" => self.conn.push(protocol::pong()),
-            "pusher:pong" => {}
+            "pusher:pong" => self.hub.pong(&self.conn),
             "pusher:subscribe" => match decode_data::<SubscribeData>(frame.data) {
                 Ok(d) => self.subscribe(d),
                 Err(e) => return self.invalid(&e.to_string()),
@@ -118,7 +118,7 @@ impl Session {
             self.subscription_error(&channel, "InvalidChannel", &e.to_string(), 400);
             return;
         }
-        let kind = ChannelKind::of(&channel).kind;
+        let kind = ChannelInfo::of(&channel).kind;
         let auth = data.auth.as_deref();
         let mut member: Option<MemberData> = None;
         match kind {
@@ -322,7 +322,7 @@ impl Session {
         let Some(channel) = channel else {
             return reject(self, "Client event rejected: channel is missing", None);
         };
-        if !ChannelKind::of(channel).kind.allows_client_events() {
+        if !ChannelInfo::of(channel).kind.allows_client_events() {
             return reject(
                 self,
                 "Client event rejected: only supported on private and presence channels",

@@ -44,6 +44,8 @@ const FRAMES_PER_POLL: usize = 32;
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
+    /// The lineage id of a `/l/{lineage}/app/{key}` path (missed-message recovery).
+    pub lineage: Option<Arc<str>>,
 }
 
 type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -62,7 +64,7 @@ pub fn serve(
             }))
         }
     };
-    match hub.connect(&app) {
+    match hub.connect_lineage(&app, handshake.lineage) {
         Ok(conn) => {
             tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "connected");
             conn.push(protocol::connection_established(
@@ -271,7 +273,12 @@ impl ConnTask {
                 Ok(text) => self.session.handle_text(text),
                 Err(_) => self.session.invalid("binary frame is not UTF-8 JSON"),
             },
-            Message::Close(_) => Flow::ClientClosed,
+            Message::Close(frame) => {
+                if frame.is_some_and(|f| f.code == 1000 || f.code == 1001) {
+                    self.session.conn().mark_clean_close();
+                }
+                Flow::ClientClosed
+            }
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
         }
     }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Makes a machine ready for scripts/test-all.sh, so the one test command works on a fresh
+# Debian machine: the tools it cannot install are checked (and named), a Redis is started on
+# 127.0.0.1:6379 when none answers, and compat-tests/setup.sh installs the compat suite's
+# npm packages, Python venv and Debian's chromium. Idempotent: a ready machine costs a few
+# checks. When something cannot be installed here (not root, no apt-get), it stops at once and
+# prints the one command to run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stop() {
+  echo "prepare: $1" >&2
+  echo "prepare: run this, then the test command again:" >&2
+  echo "    $2" >&2
+  exit 1
+}
+
+# Debian packages: installed as root with apt-get (one `apt-get update` per run at most).
+APT_UPDATED=0
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    stop "missing: $*" "sudo apt-get install -y --no-install-recommends $*"
+  fi
+  if [ "$APT_UPDATED" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# Tools the project builds and runs with. Rust comes from rustup, never from apt.
+command -v cargo >/dev/null 2>&1 ||
+  stop "cargo is not on the PATH" "install Rust with rustup (https://rustup.rs), then open a new shell"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  stop "node and npm (>= 20) are needed by compat-tests/" "sudo apt-get install -y --no-install-recommends nodejs npm   # Node 20 or later"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] ||
+  stop "node $(node --version) is too old for compat-tests/ (needs >= 20)" "install Node.js 20 or later (https://nodejs.org/en/download)"
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+
+# Redis on 127.0.0.1:6379 for tests/cluster.rs, and redis-server on the PATH for its restart
+# test (which starts its own on a spare port).
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "prepare: starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 ||
+    stop "redis-server did not answer on 127.0.0.1:6379" "redis-server --daemonize yes --save '' --port 6379"
+fi
+
+# npm packages, the Python SDK venv and Debian's chromium for compat-tests.
+bash compat-tests/setup.sh
