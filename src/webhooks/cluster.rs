@@ -168,8 +168,9 @@ pub struct Cluster {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// The observer's sink in cluster mode: every decision goes to the ordered Redis worker.
-pub struct ClusterSink(Arc<Cluster>);
+/// The observer's sink in cluster mode: every decision goes to the ordered Redis worker
+/// (events that need no decision only when some target of the app wants them).
+pub struct ClusterSink(Arc<Cluster>, Arc<Dispatcher>);
 
 impl ClusterSink {
     fn push(&self, op: Op) {
@@ -197,7 +198,9 @@ impl Sink for ClusterSink {
         self.push(Op::Down(key));
     }
     fn direct(&mut self, event: WebhookEvent) {
-        self.push(Op::Direct(event));
+        if self.1.wanted(&event) {
+            self.push(Op::Direct(event));
+        }
     }
 }
 
@@ -240,6 +243,7 @@ impl Cluster {
                 ));
             }
         }
+        let sink_dispatcher = dispatcher.clone();
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let cluster = Arc::new(Cluster {
@@ -276,7 +280,7 @@ impl Cluster {
             cluster.delivering.clone(),
             stop_rx,
         ));
-        Ok((cluster.clone(), ClusterSink(cluster)))
+        Ok((cluster.clone(), ClusterSink(cluster, sink_dispatcher)))
     }
 
     /// Operations not yet written to Redis.

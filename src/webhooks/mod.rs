@@ -75,6 +75,19 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Whether any target of the event's app wants it (now).
+    pub fn wanted(&self, ev: &WebhookEvent) -> bool {
+        self.hub
+            .upgrade()
+            .and_then(|h| h.app(&ev.app_id))
+            .is_some_and(|ah| {
+                ah.app()
+                    .webhooks
+                    .iter()
+                    .any(|t| t.wants(ev.kind, &ev.channel))
+            })
+    }
+
     fn start_target(&self, app_id: &Arc<str>, target: &Target) -> TargetHandle {
         let hub = self.hub.clone();
         let id = app_id.clone();
