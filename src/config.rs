@@ -645,5 +645,32 @@ mod tests {
         .to_string();
         assert!(e.contains("webhook events") && e.contains("bogus"), "{e}");
         assert!(Cli::try_parse_from(["x", "--webhook-delay", "soon"]).is_err());
+
+        // In the apps file: per app, checked, errors naming the field.
+        let dir = std::env::temp_dir().join(format!("rf-wh-apps-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("apps.json");
+        let path = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            r#"[{"id":"1","key":"k","secret":"s","webhooks":[{"url":"https://h.example/x","events":["member_added"]}]}]"#,
+        )
+        .unwrap();
+        let c = resolve(&["--apps-file", path], &[]).unwrap();
+        assert!(c.apps[0].webhooks[0].wants(Kind::MemberAdded, "presence-a"));
+        assert!(resolve(&["--apps-file", path, "--webhook-url", "http://a/"], &[]).is_err());
+        std::fs::write(
+            &file,
+            r#"[{"id":"1","key":"k","secret":"s","webhooks":[{"url":"https://h.example/x","events":["member_joined"]}]}]"#,
+        )
+        .unwrap();
+        let e = resolve(&["--apps-file", path], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("webhooks[].events") && e.contains("member_joined"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

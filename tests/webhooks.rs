@@ -10,7 +10,7 @@
 mod common;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use common::*;
 use hmac::{Hmac, Mac};
@@ -37,6 +37,8 @@ struct Hook {
     key: String,
     signature: String,
     extra: Option<String>,
+    /// The sender's address: one port for requests over one kept-alive connection.
+    peer: SocketAddr,
     body: Bytes,
 }
 
@@ -63,7 +65,12 @@ struct Receiver {
     plan: Arc<Mutex<Plan>>,
 }
 
-async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(r): State<Receiver>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let (status, delay) = {
         let mut p = r.plan.lock();
         (p.statuses.pop_front().unwrap_or(200), p.delay)
@@ -83,6 +90,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         extra: headers
             .get("x-extra")
             .map(|v| v.to_str().unwrap().to_string()),
+        peer,
         body,
     });
     if !delay.is_zero() {
@@ -102,7 +110,12 @@ impl Receiver {
     fn serve(&self, listener: tokio::net::TcpListener) {
         let app = self.router();
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
     }
 
@@ -128,7 +141,9 @@ impl Receiver {
                 .unwrap()
                 .block_on(async move {
                     let l = tokio::net::TcpListener::from_std(l).unwrap();
-                    axum::serve(l, app).await.unwrap();
+                    axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
+                        .await
+                        .unwrap();
                 });
         });
         (r, url)
@@ -437,6 +452,8 @@ async fn five_hundred_twice_then_two_hundred_is_delivered_once() {
         .map(|h| h.json()["time_ms"].as_u64().unwrap())
         .collect();
     assert!(times[0] < times[1] && times[1] < times[2], "{times:?}");
+    // The retries reuse the kept-alive connection.
+    assert!(hooks.iter().all(|h| h.peer == hooks[0].peer), "{hooks:?}");
     let s = wh.stats();
     assert_eq!((s.delivered, s.requests, s.failed_attempts), (1, 3, 2));
 }
@@ -602,11 +619,11 @@ async fn https_receivers_work() {
     let router = rx.router();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 return;
             };
             let acceptor = acceptor.clone();
-            let router = router.clone();
+            let router = router.clone().layer(axum::Extension(ConnectInfo(peer)));
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
