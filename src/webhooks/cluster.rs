@@ -227,22 +227,9 @@ impl Cluster {
         let reader = connect(&client).await?;
         let node = format!("{:016x}", rand::random::<u64>());
         let names = Arc::new(Names::new(&redis.prefix, &node));
-        let mut c = conn.clone();
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&names.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut c)
-            .await;
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(format!(
-                    "webhooks: cannot create the Redis stream group: {e}"
-                ));
-            }
-        }
+        create_group(&mut conn.clone(), &names)
+            .await
+            .map_err(|e| format!("webhooks: cannot create the Redis stream group: {e}"))?;
         let sink_dispatcher = dispatcher.clone();
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -302,6 +289,22 @@ impl Cluster {
     /// the stream for the next holder.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Create the stream and its consumer group unless they exist.
+async fn create_group(conn: &mut ConnectionManager, names: &Names) -> redis::RedisResult<()> {
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&names.stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -599,7 +602,13 @@ async fn deliverer(
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::debug!("webhooks: stream read failed: {e}");
+                if e.code() == Some("NOGROUP") {
+                    // The stream was deleted under us (a flushed Redis): make it again.
+                    tracing::warn!("webhooks: the Redis stream was gone; recreating it");
+                    let _ = create_group(&mut conn, &names).await;
+                } else {
+                    tracing::debug!("webhooks: stream read failed: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
