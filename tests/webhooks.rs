@@ -780,7 +780,25 @@ async fn three_nodes_send_each_webhook_once_and_survive_a_sigkill() {
     // The first node takes the delivery lease: it is the one killed later.
     let (mut victim, pc) = node(&prefix, &url);
     wait_up(pc).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut redis = redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let lease = format!("{prefix}#wh#lease");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let holder: Option<String> = redis::cmd("GET")
+            .arg(&lease)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if holder.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "C never took the lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_a, pa) = node(&prefix, &url);
     let (_b, pb) = node(&prefix, &url);
     wait_up(pa).await;
@@ -811,6 +829,16 @@ async fn three_nodes_send_each_webhook_once_and_survive_a_sigkill() {
 
     // Within expiry + heartbeat: C's channel vacated and u2 removed, once, by a survivor,
     // which also takes over the entry C never delivered.
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(format!("{prefix}#wh#stream"))
+        .arg("wh")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        !matches!(pending.first(), Some(redis::Value::Int(0))),
+        "C died holding entries: {pending:?}"
+    );
     rx.wait_for("C reaped", Duration::from_secs(10), |d| {
         count(d, "channel_vacated", "c-only", None) >= 1
             && count(d, "member_removed", "presence-room", Some("u2")) >= 1
