@@ -27,6 +27,7 @@ mod adapter;
 mod api;
 mod apps;
 mod auth;
+mod authorize;
 mod broadcaster;
 mod config;
 mod dev;
@@ -39,6 +40,10 @@ mod ws;
 // The library face: what an embedding app uses.
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
 pub use apps::App;
+pub use authorize::{
+    authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,
+    Refusal, SignIn, User, UserResolver,
+};
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
     MemoryBroadcaster, SimpleEvent,

@@ -382,3 +382,33 @@ async fn client_event_rate_limit_drops_the_excess_with_4301() {
         .await;
     b.expect_next("client-n").await;
 }
+
+/// Every refusal the client is told about reaches the hub's observers with its reason (the
+/// string that should have been signed, never the secret).
+#[tokio::test]
+async fn observers_hear_refused_subscriptions_with_the_reason() {
+    let s = TestServer::start().await;
+    let mut events = s.hub.observe(64);
+    let mut c = s.client().await;
+    c.send(json!({"event":"pusher:subscribe","data":{"channel":"private-x","auth":"app-key:00"}}))
+        .await;
+    c.expect_event("pusher:subscription_error").await;
+    let reason = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), events.events.recv())
+            .await
+            .expect("no refusal event")
+            .unwrap()
+        {
+            rf_broadcast::HubEvent::SubscriptionRefused {
+                channel, reason, ..
+            } => {
+                assert_eq!(&*channel, "private-x");
+                break reason;
+            }
+            _ => continue,
+        }
+    };
+    assert!(reason.contains("Invalid signature"), "{reason}");
+    assert!(reason.contains(&c.socket_id), "{reason}");
+    assert!(!reason.contains(&s.app.secret), "{reason}");
+}

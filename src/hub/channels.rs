@@ -428,14 +428,11 @@ impl Hub {
         channel: &str,
         member: Option<MemberData>,
     ) -> Result<(), SubscribeError> {
-        let result = conn.app_hub().subscribe(conn, channel, member);
-        if let Err(e) = &result {
-            self.refused(conn, channel, &e.to_string());
-        }
-        result
+        conn.app_hub().subscribe(conn, channel, member)
     }
 
-    /// Tell observers a subscription was refused (`reason` must not hold a secret).
+    /// Tell observers a subscription was refused (`reason` must not hold a secret). The
+    /// WebSocket layer calls it for every refusal it sends, the hub's own included.
     pub(crate) fn refused(&self, conn: &Connection, channel: &str, reason: &str) {
         self.node.emit(|| HubEvent::SubscriptionRefused {
             app_id: conn.app_hub().id.clone(),

@@ -60,6 +60,7 @@ pub use connection::{CloseRequest, Connection, SocketId};
 pub use events::{HubEvent, MemberChange, ObserverHandle};
 pub use recovery::valid_lineage;
 pub use registry::AppsReload;
+pub use users::SignInError;
 
 use crate::apps::Apps;
 use events::Events;

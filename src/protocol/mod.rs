@@ -28,12 +28,12 @@ pub struct ClientFrame<'a> {
     pub data: Option<&'a RawValue>,
 }
 
-/// Why a client frame could not be read.
+/// Why a client frame could not be read (the refusal adds "Invalid message format: ").
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
-    #[error("Invalid message format: {0}")]
+    #[error("{0}")]
     Malformed(String),
-    #[error("Invalid message format: field '{0}' is missing or not a string")]
+    #[error("field '{0}' is missing")]
     MissingField(&'static str),
 }
 
