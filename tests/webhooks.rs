@@ -459,6 +459,34 @@ async fn five_hundred_twice_then_two_hundred_is_delivered_once() {
 }
 
 #[tokio::test]
+async fn an_answer_after_the_timeout_counts_as_failed_and_is_retried() {
+    let (rx, url) = Receiver::start().await;
+    rx.plan.lock().delay = Duration::from_millis(1_500);
+    let settings = WebhookSettings {
+        timeout: Duration::from_millis(400),
+        ..fast()
+    };
+    let (server, wh) = serve(app_with(vec![target(&url, "channel_occupied")]), settings).await;
+    let mut c = server.client().await;
+    c.subscribe("late").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rx.hooks().len() < 2 {
+        assert!(Instant::now() < deadline, "no retry after the timeout");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Answer in time from now on: the next attempt is delivered.
+    rx.plan.lock().delay = Duration::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while wh.stats().delivered == 0 {
+        assert!(Instant::now() < deadline, "{:?}", wh.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = wh.stats();
+    assert!(s.failed_attempts >= 2, "{s:?}");
+    assert_eq!(s.delivered, 1);
+}
+
+#[tokio::test]
 async fn a_receiver_down_for_fifteen_seconds_gets_everything_after() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
