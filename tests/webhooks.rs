@@ -764,31 +764,34 @@ async fn a_slow_receiver_never_slows_fan_out() {
 const REDIS: &str = "redis://127.0.0.1:6379";
 
 fn node(prefix: &str, url: &str) -> (KillOnDrop, u16) {
-    spawn(
-        &[
-            "--adapter",
-            "redis",
-            "--redis-url",
-            REDIS,
-            "--redis-prefix",
-            prefix,
-            "--node-heartbeat",
-            "1",
-            "--node-expiry",
-            "3",
-            "--webhook-url",
-            url,
-            "--webhook-delay",
-            "300ms",
-            "--webhook-batch-window",
-            "50ms",
-            "--webhook-retry-min-backoff",
-            "200ms",
-            "--webhook-retry-max-backoff",
-            "500ms",
-        ],
-        &[],
-    )
+    node_with(prefix, url, &[])
+}
+
+fn node_with(prefix: &str, url: &str, extra: &[&str]) -> (KillOnDrop, u16) {
+    let mut args = vec![
+        "--adapter",
+        "redis",
+        "--redis-url",
+        REDIS,
+        "--redis-prefix",
+        prefix,
+        "--node-heartbeat",
+        "1",
+        "--node-expiry",
+        "3",
+        "--webhook-url",
+        url,
+        "--webhook-delay",
+        "300ms",
+        "--webhook-batch-window",
+        "50ms",
+        "--webhook-retry-min-backoff",
+        "200ms",
+        "--webhook-retry-max-backoff",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, &[])
 }
 
 fn count(d: &[Value], name: &str, channel: &str, user: Option<&str>) -> usize {
@@ -943,4 +946,46 @@ async fn an_apps_reload_moves_the_webhooks_to_the_new_targets() {
     );
     assert_signed(&new.hooks()[0], "app-key", "rotated-secret");
     assert_eq!(old.delivered().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cluster_reports_the_sum_of_the_nodes_subscription_counts() {
+    let prefix = format!("rf-wh-{:016x}", rand::random::<u64>());
+    let (rx, url) = Receiver::start().await;
+    let only_counts = ["--webhook-events", "subscription_count"];
+    let (_a, pa) = node_with(&prefix, &url, &only_counts);
+    let (_b, pb) = node_with(&prefix, &url, &only_counts);
+    wait_up(pa).await;
+    wait_up(pb).await;
+    let last = |rx: &Receiver| {
+        rx.delivered()
+            .last()
+            .map(|e| e["subscription_count"].as_u64().unwrap())
+    };
+    let mut a1 = client_of(pa).await;
+    let mut a2 = client_of(pa).await;
+    let mut b1 = client_of(pb).await;
+    a1.subscribe("counted").await;
+    a2.subscribe("counted").await;
+    b1.subscribe("counted").await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while last(&rx) != Some(3) {
+        assert!(Instant::now() < deadline, "{:#?}", rx.delivered());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    unsubscribe(&mut a2, "counted").await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while last(&rx) != Some(2) {
+        assert!(Instant::now() < deadline, "{:#?}", rx.delivered());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let d = rx.delivered();
+    assert!(d
+        .iter()
+        .all(|e| e["name"] == "subscription_count" && e["channel"] == "counted"));
+    assert!(
+        d.iter()
+            .all(|e| e["subscription_count"].as_u64().unwrap() <= 3),
+        "{d:#?}"
+    );
 }

@@ -16,8 +16,11 @@
 //! the sets it emptied, and forgets the node, all in one step, so one survivor does it.
 //! A node that finds itself reaped (a long Redis outage) reports everything it holds again.
 //!
-//! **Delivery.** Every webhook (decided above, or a client event, cache miss or subscription
-//! count from this node) is one entry of the stream `{prefix}#wh#stream`, read through the
+//! **Subscription counts.** Each node's count of a channel is kept in a hash per channel; the
+//! webhook carries the sum (a dead node's share is dropped by the reap).
+//!
+//! **Delivery.** Every webhook (decided above, or a client event or cache miss from this
+//! node) is one entry of the stream `{prefix}#wh#stream`, read through the
 //! consumer group `wh`. One node at a time delivers (it holds the lease key, renewed every
 //! heartbeat), so per channel the stream's order is the order of requests, as on one node.
 //! An entry is acknowledged (`XACK` + `XDEL`) once every target delivered or gave it up. When
@@ -68,6 +71,22 @@ end
 return 0
 "#;
 
+/// This node's subscriber count of a channel: kept per node in a hash, the webhook carries
+/// the sum over nodes. ARGV[4] is the event's JSON up to the count.
+const COUNT: &str = r#"
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[2], KEYS[1], '#count')
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], KEYS[1])
+end
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'a', ARGV[3], 'e', ARGV[4] .. total .. '}')
+return total
+"#;
+
 /// Heartbeat: this node's expiry; returns 1 when the node was not listed (first beat, or
 /// it had been reaped and must report its state again).
 const BEAT: &str = r#"
@@ -87,7 +106,9 @@ for _, node in ipairs(dead) do
   local h = ARGV[1] .. node
   local all = redis.call('HGETALL', h)
   for i = 1, #all, 2 do
-    if redis.call('SREM', all[i], node) == 1 and redis.call('SCARD', all[i]) == 0 then
+    if all[i + 1] == '#count' then
+      redis.call('HDEL', all[i], node)
+    elseif redis.call('SREM', all[i], node) == 1 and redis.call('SCARD', all[i]) == 0 then
       local d = cjson.decode(all[i + 1])
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'a', d.a, 'e', d.e)
       n = n + 1
@@ -118,6 +139,7 @@ enum Op {
     Up(Key),
     Down(Key),
     Direct(WebhookEvent),
+    Count(Arc<str>, Arc<str>, usize),
 }
 
 struct Names {
@@ -127,6 +149,7 @@ struct Names {
     lease: String,
     node_hash_prefix: String,
     set_prefix: String,
+    count_prefix: String,
 }
 
 impl Names {
@@ -138,11 +161,20 @@ impl Names {
             lease: format!("{prefix}#wh#lease"),
             node_hash_prefix: format!("{prefix}#wh#node#"),
             set_prefix: format!("{prefix}#wh#set#"),
+            count_prefix: format!("{prefix}#wh#count#"),
         }
     }
 
     fn node_hash(&self) -> String {
         format!("{}{}", self.node_hash_prefix, self.node)
+    }
+
+    fn count_key(&self, app_id: &str, channel: &str) -> String {
+        format!(
+            "{}{}",
+            self.count_prefix,
+            serde_json::json!([app_id, channel])
+        )
     }
 
     fn set_key(&self, key: &Key) -> String {
@@ -200,6 +232,14 @@ impl Sink for ClusterSink {
     fn direct(&mut self, event: WebhookEvent) {
         if self.1.wanted(&event) {
             self.push(Op::Direct(event));
+        }
+    }
+    fn count(&mut self, app_id: Arc<str>, channel: Arc<str>, count: usize) {
+        // Kept in Redis only while some target wants the counts: a target added by a reload
+        // sees sums that are exact once each node's count of the channel changed again.
+        let probe = WebhookEvent::subscription_count(&app_id, &channel, count);
+        if self.1.wanted(&probe) {
+            self.push(Op::Count(app_id, channel, count));
         }
     }
 }
@@ -316,8 +356,11 @@ async fn worker(
     mut replay: mpsc::UnboundedReceiver<()>,
     backlog: Arc<AtomicU64>,
 ) {
-    let up = Script::new(UP);
-    let down = Script::new(DOWN);
+    let scripts = Scripts {
+        up: Script::new(UP),
+        down: Script::new(DOWN),
+        count: Script::new(COUNT),
+    };
     let node_hash = names.node_hash();
     // What this node holds, to report again if it was reaped.
     let mut held: HashSet<Key> = HashSet::new();
@@ -330,7 +373,7 @@ async fn worker(
                 }
                 tracing::warn!("webhooks: this node was expired in Redis; reporting its {} channels and members again", held.len());
                 for key in held.iter().cloned().collect::<Vec<_>>() {
-                    run_step(&mut conn, &up, &down, &names, &node_hash, &Op::Up(key)).await;
+                    run_step(&mut conn, &scripts, &names, &node_hash, &Op::Up(key)).await;
                 }
                 continue;
             }
@@ -346,19 +389,24 @@ async fn worker(
             Op::Down(k) => {
                 held.remove(k);
             }
-            Op::Direct(_) => {}
+            Op::Direct(_) | Op::Count(..) => {}
         }
-        run_step(&mut conn, &up, &down, &names, &node_hash, &op).await;
+        run_step(&mut conn, &scripts, &names, &node_hash, &op).await;
         if counted {
             backlog.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
+struct Scripts {
+    up: Script,
+    down: Script,
+    count: Script,
+}
+
 async fn run_step(
     conn: &mut ConnectionManager,
-    up: &Script,
-    down: &Script,
+    scripts: &Scripts,
     names: &Names,
     node_hash: &str,
     op: &Op,
@@ -370,7 +418,9 @@ async fn run_step(
                 let ev = key.event(true);
                 let gone = key.event(false);
                 let entry = serde_json::json!({"a": &*gone.app_id, "e": &*gone.json}).to_string();
-                up.key(names.set_key(key))
+                scripts
+                    .up
+                    .key(names.set_key(key))
                     .key(node_hash)
                     .key(&names.stream)
                     .arg(&names.node)
@@ -383,12 +433,35 @@ async fn run_step(
             }
             Op::Down(key) => {
                 let ev = key.event(false);
-                down.key(names.set_key(key))
+                scripts
+                    .down
+                    .key(names.set_key(key))
                     .key(node_hash)
                     .key(&names.stream)
                     .arg(&names.node)
                     .arg(&*ev.app_id)
                     .arg(&*ev.json)
+                    .arg(STREAM_MAXLEN)
+                    .invoke_async(conn)
+                    .await
+            }
+            Op::Count(app_id, channel, n) => {
+                // The event up to its count, e.g. {"name":"subscription_count","channel":"c","subscription_count":
+                let full = WebhookEvent::subscription_count(app_id, channel, 0);
+                let head = full
+                    .json
+                    .strip_suffix("0}")
+                    .unwrap_or(&full.json)
+                    .to_string();
+                scripts
+                    .count
+                    .key(names.count_key(app_id, channel))
+                    .key(node_hash)
+                    .key(&names.stream)
+                    .arg(&names.node)
+                    .arg(*n)
+                    .arg(&**app_id)
+                    .arg(head)
                     .arg(STREAM_MAXLEN)
                     .invoke_async(conn)
                     .await

@@ -68,6 +68,11 @@ pub trait Sink: Send + 'static {
     fn down(&mut self, key: Key);
     /// An event that needs no cluster decision.
     fn direct(&mut self, event: WebhookEvent);
+    /// This node's subscriber count of a channel changed (and passed the throttle). One
+    /// node: that is the count. A cluster sums the nodes' counts.
+    fn count(&mut self, app_id: Arc<str>, channel: Arc<str>, count: usize) {
+        self.direct(WebhookEvent::subscription_count(&app_id, &channel, count));
+    }
 }
 
 enum Timer {
@@ -172,8 +177,7 @@ impl<S: Sink> Observer<S> {
             _ => {
                 state.sent = Some(Instant::now());
                 state.waiting = None;
-                self.sink
-                    .direct(WebhookEvent::subscription_count(&app_id, &channel, count));
+                self.sink.count(app_id, channel, count);
             }
         }
     }
@@ -240,8 +244,7 @@ impl<S: Sink> Observer<S> {
                     if let Some(state) = self.counts.get_mut(&key) {
                         if let Some(count) = state.waiting.take() {
                             state.sent = Some(Instant::now());
-                            self.sink
-                                .direct(WebhookEvent::subscription_count(&app_id, &channel, count));
+                            self.sink.count(app_id, channel, count);
                         }
                     }
                 }
