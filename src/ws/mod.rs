@@ -45,6 +45,8 @@ const FRAMES_PER_POLL: usize = 32;
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
+    /// The request's `Origin` header.
+    pub origin: Option<String>,
     /// The lineage id of a `/l/{lineage}/app/{key}` path (missed-message recovery).
     pub lineage: Option<Arc<str>>,
 }
@@ -92,6 +94,9 @@ fn check_handshake(h: &Handshake) -> Result<Arc<App>, Refusal> {
     let app = h.app.clone().ok_or(Refusal::AppDoesNotExist)?;
     if !app.enabled {
         return Err(Refusal::AppDisabled);
+    }
+    if !app.origin_allowed(h.origin.as_deref()) {
+        return Err(Refusal::OriginNotAllowed);
     }
     if let Some(p) = &h.protocol {
         match p.parse::<u32>() {

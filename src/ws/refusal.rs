@@ -36,6 +36,8 @@ pub enum Refusal {
     OverConnectionQuota,
     /// `?protocol=` is not a number at least `MIN_PROTOCOL`.
     UnsupportedProtocol,
+    /// The upgrade's `Origin` is not among the app's `allowed_origins`.
+    OriginNotAllowed,
     /// A frame or message over `--max-frame-bytes`.
     FrameTooBig,
     /// A WebSocket protocol violation: bad framing, reserved bits, unknown opcode, an
@@ -169,6 +171,7 @@ impl Refusal {
             Refusal::AppDisabled => Notice::Error(Some(ErrorCode::AppDisabled)),
             Refusal::OverConnectionQuota => Notice::Error(Some(ErrorCode::OverConnectionQuota)),
             Refusal::UnsupportedProtocol => Notice::Error(Some(ErrorCode::UnsupportedProtocol)),
+            Refusal::OriginNotAllowed => Notice::Error(Some(ErrorCode::Unauthorized)),
             Refusal::FrameTooBig | Refusal::ProtocolViolation | Refusal::InvalidUtf8 => {
                 Notice::Silent
             }
@@ -204,6 +207,7 @@ impl Refusal {
             Refusal::AppDisabled => pusher(ErrorCode::AppDisabled, HANDSHAKE[1]),
             Refusal::OverConnectionQuota => pusher(ErrorCode::OverConnectionQuota, HANDSHAKE[2]),
             Refusal::UnsupportedProtocol => pusher(ErrorCode::UnsupportedProtocol, HANDSHAKE[3]),
+            Refusal::OriginNotAllowed => pusher(ErrorCode::Unauthorized, "Origin not allowed"),
             Refusal::FrameTooBig => Close {
                 code: CLOSE_TOO_BIG,
                 reason: "Frame too large",
@@ -373,6 +377,10 @@ fn examples() -> Vec<(&'static str, Refusal)> {
             Refusal::UnsupportedProtocol,
         ),
         (
+            "upgrade from an `Origin` the app's `allowed_origins` does not match (or none, when it restricts origins)",
+            Refusal::OriginNotAllowed,
+        ),
+        (
             "frame or message over `--max-frame-bytes`",
             Refusal::FrameTooBig,
         ),
@@ -485,6 +493,7 @@ mod tests {
             Refusal::AppDisabled => 1,
             Refusal::OverConnectionQuota => 2,
             Refusal::UnsupportedProtocol => 3,
+            Refusal::OriginNotAllowed => 15,
             Refusal::FrameTooBig => 4,
             Refusal::ProtocolViolation => 5,
             Refusal::InvalidUtf8 => 6,
@@ -498,7 +507,7 @@ mod tests {
             Refusal::Ended(_) => 14,
         }
     }
-    const VARIANTS: usize = 15;
+    const VARIANTS: usize = 16;
 
     #[test]
     fn every_variant_has_a_readme_row() {
