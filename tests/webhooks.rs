@@ -25,6 +25,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The latency test runs alone: the other tests of this file take this lock shared, it takes
+/// it exclusively, so their servers and clients do not share the CPU with its measurement.
+static LATENCY: std::sync::LazyLock<tokio::sync::RwLock<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::RwLock::new(()));
+
 // ---------------------------------------------------------------------------------------
 // The receiver
 
@@ -248,6 +253,7 @@ async fn unsubscribe(c: &mut Client, channel: &str) {
 
 #[tokio::test]
 async fn every_kind_with_exactly_its_fields_signed() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     let mut t = target(&url, "");
     t.events = Kinds::parse(
@@ -321,6 +327,7 @@ async fn every_kind_with_exactly_its_fields_signed() {
 
 #[tokio::test]
 async fn targets_get_only_their_kinds_and_channels() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     let mut t = target(&url, "channel_occupied");
     t.filter.channel_name_starts_with = Some("private-".into());
@@ -340,6 +347,7 @@ async fn targets_get_only_their_kinds_and_channels() {
 
 #[tokio::test]
 async fn vacated_and_removed_wait_and_a_rejoin_cancels_them() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     let settings = WebhookSettings {
         delay: Duration::from_millis(800),
@@ -385,6 +393,7 @@ async fn vacated_and_removed_wait_and_a_rejoin_cancels_them() {
 
 #[tokio::test]
 async fn fifty_channels_batched_give_exactly_fifty_of_each() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     let settings = WebhookSettings {
         delay: Duration::from_millis(200),
@@ -430,6 +439,7 @@ async fn fifty_channels_batched_give_exactly_fifty_of_each() {
 
 #[tokio::test]
 async fn five_hundred_twice_then_two_hundred_is_delivered_once() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     rx.plan.lock().statuses = [500, 500].into();
     let (server, wh) = serve(app_with(vec![target(&url, "channel_occupied")]), fast()).await;
@@ -460,6 +470,7 @@ async fn five_hundred_twice_then_two_hundred_is_delivered_once() {
 
 #[tokio::test]
 async fn an_answer_after_the_timeout_counts_as_failed_and_is_retried() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     rx.plan.lock().delay = Duration::from_millis(1_500);
     let settings = WebhookSettings {
@@ -488,6 +499,7 @@ async fn an_answer_after_the_timeout_counts_as_failed_and_is_retried() {
 
 #[tokio::test]
 async fn a_receiver_down_for_fifteen_seconds_gets_everything_after() {
+    let _shared = LATENCY.read().await;
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let settings = WebhookSettings {
@@ -522,6 +534,7 @@ async fn a_receiver_down_for_fifteen_seconds_gets_everything_after() {
 
 #[tokio::test]
 async fn what_cannot_be_delivered_or_overflows_is_counted() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     rx.plan.lock().statuses = std::iter::repeat_n(503, 1000).collect();
     let settings = WebhookSettings {
@@ -589,6 +602,7 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, u16) {
 
 #[tokio::test]
 async fn sigterm_sends_the_pending_vacated_webhooks() {
+    let _shared = LATENCY.read().await;
     let (rx, url) = Receiver::start().await;
     let (mut proc, port) = spawn(&["--webhook-url", &url, "--webhook-delay", "30s"], &[]);
     wait_up(port).await;
@@ -613,6 +627,7 @@ async fn sigterm_sends_the_pending_vacated_webhooks() {
 
 #[tokio::test]
 async fn https_receivers_work() {
+    let _shared = LATENCY.read().await;
     // A CA and a server certificate for 127.0.0.1; the server trusts the CA through
     // SSL_CERT_FILE (rustls with the system's roots).
     let dir = std::env::temp_dir().join(format!("rf-wh-tls-{:x}", rand::random::<u64>()));
@@ -685,6 +700,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_receiver_never_slows_fan_out() {
+    let _alone = LATENCY.write().await;
     let (rx, url) = Receiver::start_threaded();
     rx.plan.lock().delay = Duration::from_secs(8);
     let (_proc, port) = spawn(
@@ -804,6 +820,7 @@ fn count(d: &[Value], name: &str, channel: &str, user: Option<&str>) -> usize {
 
 #[tokio::test]
 async fn three_nodes_send_each_webhook_once_and_survive_a_sigkill() {
+    let _shared = LATENCY.read().await;
     let prefix = format!("rf-wh-{:016x}", rand::random::<u64>());
     let (rx, url) = Receiver::start().await;
     // The first node takes the delivery lease: it is the one killed later.
@@ -927,6 +944,7 @@ async fn three_nodes_send_each_webhook_once_and_survive_a_sigkill() {
 
 #[tokio::test]
 async fn an_apps_reload_moves_the_webhooks_to_the_new_targets() {
+    let _shared = LATENCY.read().await;
     let (old, old_url) = Receiver::start().await;
     let (new, new_url) = Receiver::start().await;
     let (server, _wh) = serve(app_with(vec![target(&old_url, "channel_occupied")]), fast()).await;
@@ -950,6 +968,7 @@ async fn an_apps_reload_moves_the_webhooks_to_the_new_targets() {
 
 #[tokio::test]
 async fn a_cluster_reports_the_sum_of_the_nodes_subscription_counts() {
+    let _shared = LATENCY.read().await;
     let prefix = format!("rf-wh-{:016x}", rand::random::<u64>());
     let (rx, url) = Receiver::start().await;
     let only_counts = ["--webhook-events", "subscription_count"];
