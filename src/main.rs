@@ -146,6 +146,9 @@ async fn run(config: Config) -> Result<(), Failure> {
     if let Some(listen) = config.metrics {
         if let Some(listener) = bind_metrics(listen).await {
             let metrics = Metrics::new();
+            if let Some(webhooks) = &webhooks {
+                webhooks.register_metrics(metrics.registry());
+            }
             if let Some(adapter) = &adapter {
                 let adapter = adapter.clone();
                 metrics.set_adapter("redis", move || adapter.connected());

@@ -1008,3 +1008,50 @@ async fn a_cluster_reports_the_sum_of_the_nodes_subscription_counts() {
         "{d:#?}"
     );
 }
+
+#[tokio::test]
+async fn delivery_figures_are_prometheus_series() {
+    let _shared = LATENCY.read().await;
+    let (rx, url) = Receiver::start().await;
+    rx.plan.lock().statuses = [500].into();
+    let metrics_port = free_port();
+    let (_proc, port) = spawn(
+        &[
+            "--webhook-url",
+            &url,
+            "--webhook-retry-min-backoff",
+            "100ms",
+            "--metrics-port",
+            &metrics_port.to_string(),
+        ],
+        &[],
+    );
+    wait_up(port).await;
+    let mut c = client_of(port).await;
+    c.subscribe("measured").await;
+    rx.wait_for("delivery", Duration::from_secs(8), |d| d.len() == 1)
+        .await;
+    let want = [
+        r#"rf_broadcast_webhook_events_delivered_total{app="app-id"} 1"#,
+        r#"rf_broadcast_webhook_attempts_total{app="app-id"} 2"#,
+        r#"rf_broadcast_webhook_failures_total{app="app-id"} 1"#,
+        r#"rf_broadcast_webhook_dropped_total{app="app-id",reason="given_up"} 0"#,
+        r#"rf_broadcast_webhook_dropped_total{app="app-id",reason="queue_full"} 0"#,
+        r#"rf_broadcast_webhook_queue_depth{app="app-id"} 0"#,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let missing: Vec<&str> = want.iter().copied().filter(|w| !text.contains(w)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {missing:?} in\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod event;
+mod metrics;
 pub mod observer;
 pub mod sign;
 
@@ -125,6 +126,15 @@ impl Dispatcher {
         }
     }
 
+    /// Every started target with its app id.
+    fn by_app(&self) -> Vec<(Arc<str>, Arc<TargetHandle>)> {
+        self.handles
+            .lock()
+            .iter()
+            .map(|((app, _), t)| (app.clone(), t.clone()))
+            .collect()
+    }
+
     fn all(&self) -> Vec<Arc<TargetHandle>> {
         self.handles.lock().values().cloned().collect()
     }
@@ -227,6 +237,14 @@ impl Webhooks {
                     " (lost)"
                 }
             );
+        }
+    }
+
+    /// Add the webhook series (`rf_broadcast_webhook_*`) to a Prometheus registry.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
+        let collector = metrics::WebhookCollector::new(self.dispatcher.clone());
+        if let Err(e) = registry.register(Box::new(collector)) {
+            tracing::warn!("webhooks: cannot register metrics: {e}");
         }
     }
 
