@@ -10,7 +10,7 @@
 use crate::auth::AuthError;
 use crate::hub::{CloseRequest, SignInError, SubscribeError};
 use crate::protocol::channel::ChannelNameError;
-use crate::protocol::{self, ErrorCode};
+use crate::protocol::{self, ErrorCode, MemberError, UserDataError};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
 
@@ -80,7 +80,7 @@ pub enum SubscriptionRefusal {
     /// A presence subscription with neither `channel_data` nor a signed-in user.
     NoIdentity,
     ChannelDataTooBig(usize),
-    InvalidChannelData(String),
+    InvalidChannelData(MemberError),
     PresenceFull(usize),
     TooManyChannels(usize),
 }
@@ -108,7 +108,7 @@ pub enum SigninRefusal {
     MissingUserData,
     UserDataTooBig(usize),
     BadAuth(AuthError),
-    InvalidUserData(String),
+    InvalidUserData(UserDataError),
     IdTooLong(usize),
     /// Already signed in as a different user.
     OtherUser,
@@ -236,10 +236,17 @@ impl Refusal {
         use ClientEventRefusal as C;
         use SigninRefusal as G;
         use SubscriptionRefusal as S;
-        if let Some(close) = self.close() {
-            return close.reason.into();
-        }
         match self {
+            // A refusal that closes says what its close frame says.
+            Refusal::AppDoesNotExist
+            | Refusal::AppDisabled
+            | Refusal::OverConnectionQuota
+            | Refusal::OriginNotAllowed
+            | Refusal::UnsupportedProtocol
+            | Refusal::FrameTooBig
+            | Refusal::ProtocolViolation
+            | Refusal::InvalidUtf8
+            | Refusal::Ended(_) => self.close().map(|c| c.reason).unwrap_or_default().into(),
             Refusal::InvalidMessage(why) => format!("Invalid message format: {why}").into(),
             Refusal::UnsupportedEvent(name) => {
                 let name: String = name.chars().take(MAX_ECHOED_EVENT_CHARS).collect();
@@ -255,7 +262,7 @@ impl Refusal {
                 S::ChannelDataTooBig(max) => {
                     format!("channel_data is larger than {max} bytes").into()
                 }
-                S::InvalidChannelData(why) => why.clone().into(),
+                S::InvalidChannelData(why) => why.to_string().into(),
                 S::PresenceFull(max) => SubscribeError::PresenceFull(*max).to_string().into(),
                 S::TooManyChannels(max) => SubscribeError::TooManyChannels(*max).to_string().into(),
             },
@@ -293,8 +300,6 @@ impl Refusal {
             Refusal::NotAMember { .. } => {
                 "The client is not a member of the specified channel.".into()
             }
-            // Every closing refusal returned above with its close reason.
-            _ => Cow::Borrowed(""),
         }
     }
 
@@ -413,7 +418,7 @@ fn examples() -> Vec<(&'static str, Refusal)> {
         ),
         (
             "`channel_data` not an object or without a valid `user_id`",
-            sub(S::InvalidChannelData(String::new())),
+            sub(S::InvalidChannelData(MemberError::NoUserId)),
         ),
         ("presence channel full", sub(S::PresenceFull(0))),
         (
