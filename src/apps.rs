@@ -4,6 +4,7 @@
 //! command line (`config.rs`) or an apps file fills them in.
 
 mod origins;
+pub mod webhook_targets;
 
 use serde::Deserialize;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ pub struct App {
     /// Most watchlist ids honoured per sign-in (4302 beyond).
     pub max_watchlist: usize,
     /// Webhook receivers of this app (README "Webhooks").
-    pub webhooks: Vec<crate::webhooks::Target>,
+    pub webhooks: Vec<webhook_targets::Target>,
     /// Origins whose pages may connect (`https://*.example.com`, `example.com`); empty or
     /// `*`: any. Another origin gets `pusher:error` 4009 and close 4009.
     pub allowed_origins: Vec<String>,
