@@ -9,6 +9,7 @@ use crate::adapter::redis::RedisSettings;
 use crate::apps::App;
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
+use crate::tls::TlsFiles;
 use crate::webhooks::{Kinds, Target, WebhookSettings};
 use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
@@ -182,6 +183,34 @@ pub struct Cli {
     /// How long shutdown waits for queued webhooks to be delivered.
     #[arg(long, env = "RF_WEBHOOK_FLUSH_TIMEOUT", default_value = "10s", value_parser = crate::webhooks::config::parse_duration)]
     pub webhook_flush_timeout: Duration,
+    // --- Listener, TLS and drain (src/listener, src/tls.rs, main.rs) ---
+    /// Seconds a socket has for each HTTP request (TLS handshake, headers, body) before it
+    /// upgrades, counted from the accept or the previous answer; late sockets are closed.
+    #[arg(long, env = "RF_HANDSHAKE_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout: u64,
+    /// Open sockets from one client IP (0 = unlimited); more are closed at accept. Behind a
+    /// proxy every client has the proxy's address: raise it or set 0.
+    #[arg(long, env = "RF_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+    /// Sockets that have not become WebSocket connections yet (mid-TLS, mid-request, or idle
+    /// HTTP keep-alive), node-wide (0 = unlimited); more are closed at accept.
+    #[arg(long, env = "RF_MAX_PENDING_HANDSHAKES", default_value_t = 4_096)]
+    pub max_pending_handshakes: usize,
+    /// New WebSocket connections per second per client IP, per node (0 = off); more answer
+    /// HTTP 429 before the upgrade.
+    #[arg(long, env = "RF_CONNECTION_RATE_PER_IP", default_value_t = 0)]
+    pub connection_rate_per_ip: u32,
+    /// Seconds after SIGTERM during which /ready answers 503 but new connections are still
+    /// served (set it to the load balancer's health-check interval); then clients get 4200.
+    #[arg(long, env = "RF_DRAIN_DELAY", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_delay: u64,
+    /// PEM certificate chain: serve https:// and wss:// on the port (needs --tls-key;
+    /// SIGHUP reloads both).
+    #[arg(long, env = "RF_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RF_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Origins whose pages may connect, comma-separated globs (`https://*.example.com`,
     /// `example.com`); others get 4009. Empty: any origin.
     #[arg(long, env = "RF_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -224,6 +253,10 @@ pub struct Config {
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
     pub webhooks: WebhookSettings,
+    /// How long after SIGTERM new connections are still served before clients get 4200.
+    pub drain_delay: Duration,
+    /// Built-in TLS, when `--tls-cert` and `--tls-key` are given.
+    pub tls: Option<TlsFiles>,
     /// The metrics listener; `None` with `--metrics false`.
     pub metrics: Option<MetricsListen>,
 }
@@ -426,6 +459,15 @@ impl Cli {
                 dev_auth: self.dev_auth,
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
                 path_prefix,
+                handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                max_connections_per_ip: self.max_connections_per_ip,
+                max_pending_handshakes: self.max_pending_handshakes,
+                connection_rate_per_ip: self.connection_rate_per_ip,
+            },
+            drain_delay: Duration::from_secs(self.drain_delay),
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
             },
             workers: self.workers,
             socket_send_buffer: self.socket_send_buffer,
@@ -648,6 +690,46 @@ mod tests {
         )
         .is_err());
         assert!(Cli::try_parse_from(["x", "--adapter", "zookeeper"]).is_err());
+    }
+
+    #[test]
+    fn listener_tls_and_drain_settings() {
+        let c = resolve(&[], &[]).unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.max_connections_per_ip, 1_000);
+        assert_eq!(c.server.max_pending_handshakes, 4_096);
+        assert_eq!(c.server.connection_rate_per_ip, 0);
+        assert_eq!(c.drain_delay, Duration::ZERO);
+        assert!(c.tls.is_none());
+        let c = resolve(
+            &[
+                "--handshake-timeout",
+                "3",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--max-connections-per-ip",
+                "0",
+                "--connection-rate-per-ip",
+                "20",
+                "--drain-delay",
+                "15",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.server.max_connections_per_ip, 0);
+        assert_eq!(c.server.connection_rate_per_ip, 20);
+        assert_eq!(c.drain_delay, Duration::from_secs(15));
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.cert.to_str(), tls.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        assert!(Cli::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--handshake-timeout", "0"]).is_err());
     }
 
     #[test]

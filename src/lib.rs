@@ -32,9 +32,13 @@ mod broadcaster;
 mod config;
 mod dev;
 mod hub;
+mod listener;
 mod metrics;
 mod protocol;
+mod readiness;
+mod reload;
 mod server;
+mod tls;
 mod webhooks;
 mod ws;
 
@@ -52,7 +56,10 @@ pub use broadcaster::{
 // What `serve` and `RedisAdapter::start` take: a hub and its settings.
 pub use apps::Apps;
 pub use hub::{AppsReload, Hub, HubEvent, HubSettings, MemberChange, ObserverHandle};
-pub use server::{serve, AppState, ServerOptions};
+pub use readiness::Readiness;
+pub use reload::ReloadHooks;
+pub use server::{serve, serve_with, AppState, ServerOptions, Serving};
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// What the `rf-broadcast` binary needs beyond the library face: the command line.
 #[doc(hidden)]

@@ -111,8 +111,8 @@ impl Tally {
             HubEvent::MemberRemoved(change) => self.member(change, -1),
             HubEvent::ClientEvent {
                 app_id,
-                channel,
                 data,
+                recipients,
                 ..
             } => {
                 m.messages_received
@@ -122,8 +122,7 @@ impl Tally {
                 m.bytes_received
                     .with_label_values(&[app_id, "client_event"])
                     .inc_by(bytes);
-                // Every subscriber of the channel here but the sender.
-                let recipients = self.subscribers(app_id, channel).saturating_sub(1);
+                let recipients = *recipients as u64;
                 self.sent(app_id, "client_event", recipients);
                 if recipients > 0 {
                     m.bytes_sent
@@ -235,6 +234,7 @@ mod tests {
             data: Arc::from("12345"),
             socket_id: SocketId(1),
             user_id: None,
+            recipients: 2,
         });
         t.apply(&HubEvent::ApiPublish {
             app_id: a(),

@@ -201,6 +201,7 @@ impl<S: Sink> Observer<S> {
                 data,
                 socket_id,
                 user_id,
+                ..
             } => self.sink.direct(WebhookEvent::client_event(
                 &app_id,
                 &channel,
