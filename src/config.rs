@@ -4,9 +4,17 @@
 //! (`PUSHER_APP_*` or `REVERB_APP_*`; when both families are set, the one named by
 //! `BROADCAST_CONNECTION` / `BROADCAST_DRIVER` wins, and `PUSHER_*` when neither names one),
 //! then the development default.
+//!
+//! The apps come from exactly one place: an apps file (`--apps-file`, read strictly by
+//! `appstore`), a PostgreSQL table (`--apps-database-url`), or one app from the flags and
+//! environment. The development app (`app-id`/`app-key`/`app-secret`) is used only when none of
+//! these configures anything; partial credentials are an error, never filled in with it.
 
 use crate::adapter::redis::RedisSettings;
 use crate::apps::App;
+use crate::appstore::commands::AppsCommand;
+use crate::appstore::{AppSource, PgSettings};
+pub use crate::env::{Env, ProcessEnv};
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
 use crate::tls::TlsFiles;
@@ -40,9 +48,19 @@ pub struct Cli {
     /// [env: RF_PATH_PREFIX, REVERB_SERVER_PATH] [default: none]
     #[arg(long)]
     pub path_prefix: Option<String>,
-    /// JSON file with a list of apps (fields as in the README); replaces the single app flags.
+    /// Apps file: a JSON list of apps, or TOML (`[[apps]]`) when it ends in .toml; every entry
+    /// needs id, key and secret (fields as in the README). Re-read on SIGHUP.
     #[arg(long, env = "RF_APPS_FILE")]
     pub apps_file: Option<PathBuf>,
+    /// PostgreSQL app store, followed live (table created when missing; manage it with
+    /// `rf-broadcast apps`) [env: RF_APPS_DATABASE_URL, or Laravel's DB_URL / DB_HOST, DB_PORT,
+    /// DB_DATABASE, DB_USERNAME, DB_PASSWORD when DB_CONNECTION=pgsql and no other apps are set]
+    #[arg(long)]
+    pub apps_database_url: Option<String>,
+    /// Seconds between full reloads of the apps database (changes arrive at once by
+    /// LISTEN/NOTIFY; this is the safety net).
+    #[arg(long, env = "RF_APPS_RELOAD_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub apps_reload_interval: u64,
     /// DEVELOPMENT ONLY: answer auth requests (/pusher/auth, /broadcasting/auth, user-auth)
     /// by signing anything, and serve the demo page at /demo.
     #[arg(long, env = "RF_DEV_AUTH")]
@@ -228,6 +246,19 @@ pub struct Cli {
     /// Port of the metrics listener (0 picks a free one) [env: RF_METRICS_PORT] [default: 9601]
     #[arg(long)]
     pub metrics_port: Option<u16>,
+    /// With `--adapter redis`: refuse to start (exit 2) when Redis cannot be reached, instead
+    /// of serving this node's clients alone until it can.
+    #[arg(long, env = "RF_REDIS_REQUIRED")]
+    pub redis_required: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, the server runs).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the apps in the PostgreSQL app store.
+    Apps(AppsCommand),
 }
 
 /// Where the metrics listener goes.
@@ -243,7 +274,12 @@ pub struct MetricsListen {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The apps at start (empty with the database store until it is loaded).
     pub apps: Vec<App>,
+    /// Where the apps come from, for reloads.
+    pub apps_source: AppSource,
+    /// No app is configured: the public development app is in use.
+    pub dev_credentials: bool,
     pub hub: HubSettings,
     pub server: ServerOptions,
     pub workers: usize,
@@ -253,6 +289,8 @@ pub struct Config {
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
     pub webhooks: WebhookSettings,
+    /// Exit at start when Redis cannot be reached.
+    pub redis_required: bool,
     /// How long after SIGTERM new connections are still served before clients get 4200.
     pub drain_delay: Duration,
     /// Built-in TLS, when `--tls-cert` and `--tls-key` are given.
@@ -266,28 +304,10 @@ pub struct Config {
 pub enum ConfigError {
     #[error("invalid {0}: {1}")]
     Invalid(&'static str, String),
-    #[error("cannot read apps file {0}: {1}")]
-    AppsFile(String, String),
-}
-
-/// Reads an environment variable (empty counts as unset).
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> Env for F {
-    fn var(&self, name: &str) -> Option<String> {
-        self(name).filter(|v| !v.is_empty())
-    }
+    #[error(transparent)]
+    AppsFile(#[from] crate::appstore::AppsFileError),
+    #[error("{0}")]
+    Apps(String),
 }
 
 /// The Laravel families in the order they are consulted.
@@ -312,13 +332,13 @@ impl Cli {
     /// Resolve flags, env vars and defaults into a checked configuration.
     pub fn resolve(self, env: &dyn Env) -> Result<Config, ConfigError> {
         let fam = laravel_families(env);
-        let cred = |flag: Option<String>, what: &str, default: &str| {
-            let names = vec![
+        let cred = |flag: Option<String>, what: &str| {
+            let names = [
                 format!("RF_APP_{what}"),
                 format!("{}_APP_{what}", fam[0]),
                 format!("{}_APP_{what}", fam[1]),
             ];
-            pick(flag, env, &names, default)
+            flag.or_else(|| names.iter().find_map(|n| env.var(n)))
         };
         let host = pick(
             self.host.clone(),
@@ -375,24 +395,91 @@ impl Cli {
             ..App::default()
         };
         let webhooks = self.webhook_targets()?;
-        let apps = match &self.apps_file {
-            Some(path) => {
-                if !webhooks.is_empty() {
-                    return Err(ConfigError::Invalid(
-                        "webhook url",
-                        "--webhook-url is for the single app; with --apps-file give each app \"webhooks\"".into(),
-                    ));
-                }
-                load_apps_file(path)?
+        let creds = [
+            ("id", cred(self.app_id.clone(), "ID")),
+            ("key", cred(self.app_key.clone(), "KEY")),
+            ("secret", cred(self.app_secret.clone(), "SECRET")),
+        ];
+        let app_flags =
+            self.app_id.is_some() || self.app_key.is_some() || self.app_secret.is_some();
+        let database = match self
+            .apps_database_url
+            .clone()
+            .or_else(|| env.var("RF_APPS_DATABASE_URL"))
+        {
+            Some(url) => Some(
+                PgSettings::parse(&url)
+                    .map_err(|e| ConfigError::Invalid("--apps-database-url", e))?,
+            ),
+            // Laravel's DB_* only when nothing else names the apps.
+            None if self.apps_file.is_none() && creds.iter().all(|(_, v)| v.is_none()) => {
+                PgSettings::from_laravel(env)
+                    .transpose()
+                    .map_err(|e| ConfigError::Invalid("Laravel DB_* settings", e))?
             }
-            None => vec![App {
-                id: cred(self.app_id.clone(), "ID", "app-id"),
-                key: cred(self.app_key.clone(), "KEY", "app-key"),
-                secret: cred(self.app_secret.clone(), "SECRET", "app-secret"),
-                webhooks,
-                ..template
-            }],
+            None => None,
         };
+        if (self.apps_file.is_some() || database.is_some()) && app_flags {
+            return Err(ConfigError::Apps(
+                "--app-id/--app-key/--app-secret cannot be combined with --apps-file or --apps-database-url".into(),
+            ));
+        }
+        let mut dev_credentials = false;
+        let (apps, apps_source) = match (&self.apps_file, database) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Apps(
+                    "--apps-file and --apps-database-url cannot be combined: choose one".into(),
+                ))
+            }
+            (Some(path), None) => (
+                crate::appstore::load_file(path, &template)?,
+                AppSource::File {
+                    path: path.clone(),
+                    base: template,
+                },
+            ),
+            (None, Some(settings)) => (
+                Vec::new(),
+                AppSource::Database {
+                    settings,
+                    base: template,
+                    reload_every: Duration::from_secs(self.apps_reload_interval),
+                },
+            ),
+            (None, None) if creds.iter().all(|(_, v)| v.is_none()) => {
+                dev_credentials = true;
+                (vec![template], AppSource::Flags)
+            }
+            (None, None) => {
+                if let Some((what, _)) = creds.iter().find(|(_, v)| v.is_none()) {
+                    let upper = what.to_ascii_uppercase();
+                    return Err(ConfigError::Apps(format!(
+                        "app {what} missing: with any of --app-id/--app-key/--app-secret (or their env vars) set, all three are needed (--app-{what}, RF_APP_{upper}, PUSHER_APP_{upper} or REVERB_APP_{upper}); the development credentials are used only when none is set"
+                    )));
+                }
+                let [(_, id), (_, key), (_, secret)] = creds;
+                (
+                    vec![App {
+                        id: id.unwrap_or_default(),
+                        key: key.unwrap_or_default(),
+                        secret: secret.unwrap_or_default(),
+                        ..template
+                    }],
+                    AppSource::Flags,
+                )
+            }
+        };
+        let mut apps = apps;
+        if matches!(apps_source, AppSource::Flags) {
+            for app in &mut apps {
+                app.webhooks = webhooks.clone();
+            }
+        } else if !webhooks.is_empty() {
+            return Err(ConfigError::Invalid(
+                "webhook url",
+                "--webhook-url is for the single app; with --apps-file or --apps-database-url give each app \"webhooks\"".into(),
+            ));
+        }
         let path_prefix = pick(
             self.path_prefix.clone(),
             env,
@@ -443,13 +530,21 @@ impl Cli {
             _ => None,
         };
         let webhooks = self.webhook_settings();
+        if self.redis_required && redis.is_none() {
+            return Err(ConfigError::Apps(
+                "--redis-required needs --adapter redis".into(),
+            ));
+        }
         let metrics = self.metrics_listen(env)?;
         Ok(Config {
             webhooks,
             metrics,
             redis,
+            redis_required: self.redis_required,
             addr: SocketAddr::new(ip, port),
             apps,
+            apps_source,
+            dev_credentials,
             hub: HubSettings {
                 max_queued_frames: self.max_queued_frames.max(1),
             },
@@ -570,21 +665,16 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
     };
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
     {
-        return Err(ConfigError::Invalid("Redis URL", url));
+        return Err(ConfigError::Invalid(
+            "Redis URL",
+            format!(
+                "{} (expected redis://, rediss:// or unix://)",
+                crate::redis_probe::target(&url)
+            ),
+        ));
     }
+    crate::redis_probe::check_url(&url).map_err(|e| ConfigError::Invalid("Redis URL", e))?;
     Ok(url)
-}
-
-fn load_apps_file(path: &PathBuf) -> Result<Vec<App>, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::AppsFile(shown.clone(), e.to_string()))?;
-    let apps: Vec<App> = serde_json::from_str(&text)
-        .map_err(|e| ConfigError::AppsFile(shown.clone(), e.to_string()))?;
-    if apps.is_empty() {
-        return Err(ConfigError::AppsFile(shown, "it lists no apps".into()));
-    }
-    Ok(apps)
 }
 
 #[cfg(test)]
@@ -623,6 +713,7 @@ mod tests {
             ("PUSHER_APP_KEY", "pkey"),
             ("REVERB_APP_KEY", "rkey"),
             ("REVERB_APP_ID", "rid"),
+            ("PUSHER_APP_SECRET", "psecret"),
             ("REVERB_SERVER_PORT", "8080"),
         ];
         let c = resolve(&[], &vars).unwrap();
@@ -750,6 +841,151 @@ mod tests {
     }
 
     #[test]
+    fn development_credentials_only_when_no_app_is_configured() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.dev_credentials);
+        assert!(matches!(c.apps_source, AppSource::Flags));
+        let c = resolve(
+            &["--app-id", "1", "--app-key", "k", "--app-secret", "s"],
+            &[],
+        )
+        .unwrap();
+        assert!(!c.dev_credentials);
+        // Partial credentials are an error naming what is missing, never filled in.
+        let e = resolve(&["--app-key", "k", "--app-id", "1"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app secret missing"), "{e}");
+        assert!(e.contains("PUSHER_APP_SECRET"), "{e}");
+        let e = resolve(&[], &[("PUSHER_APP_SECRET", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app id missing"), "{e}");
+    }
+
+    #[test]
+    fn one_source_of_apps() {
+        let e = resolve(
+            &[
+                "--apps-file",
+                "/x.json",
+                "--apps-database-url",
+                "postgres://h/d",
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let e = resolve(
+            &["--apps-database-url", "postgres://h/d", "--app-key", "k"],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let c = resolve(&["--apps-database-url", "postgres://u:pw@h/d"], &[]).unwrap();
+        assert!(c.apps.is_empty() && !c.dev_credentials);
+        match c.apps_source {
+            AppSource::Database {
+                settings,
+                reload_every,
+                ..
+            } => {
+                assert_eq!(settings.target(), "h:5432/d");
+                assert_eq!(reload_every, Duration::from_secs(30));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(resolve(&["--apps-database-url", "mysql://h/d"], &[]).is_err());
+        // Laravel's DB_* name the store only when nothing else names the apps.
+        let laravel = [
+            ("DB_CONNECTION", "pgsql"),
+            ("DB_HOST", "pg"),
+            ("DB_DATABASE", "shop"),
+        ];
+        let c = resolve(&[], &laravel).unwrap();
+        assert!(matches!(c.apps_source, AppSource::Database { .. }));
+        let mut with_app = laravel.to_vec();
+        with_app.extend([
+            ("PUSHER_APP_ID", "1"),
+            ("PUSHER_APP_KEY", "k"),
+            ("PUSHER_APP_SECRET", "s"),
+        ]);
+        let c = resolve(&[], &with_app).unwrap();
+        assert!(matches!(c.apps_source, AppSource::Flags));
+        assert_eq!(c.apps[0].key, "k");
+        let c = resolve(&[], &[("DB_CONNECTION", "mysql")]).unwrap();
+        assert!(c.dev_credentials);
+    }
+
+    #[test]
+    fn redis_required_and_tls_urls() {
+        assert!(resolve(&["--redis-required"], &[]).is_err());
+        let c = resolve(&["--adapter", "redis", "--redis-required"], &[]).unwrap();
+        assert!(c.redis_required);
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "rediss://:pw@r.example.com:6380",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.redis.unwrap().url, "rediss://:pw@r.example.com:6380");
+        let e = resolve(&["--adapter", "redis", "--redis-url", "http://:pw@x"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn origins_rates_and_the_metrics_listener() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.apps[0].allowed_origins.is_empty());
+        assert_eq!(c.apps[0].api_request_rate, None);
+        assert_eq!(
+            c.metrics,
+            Some(MetricsListen {
+                addr: "127.0.0.1:9601".parse().unwrap(),
+                explicit: false
+            })
+        );
+        let c = resolve(
+            &[
+                "--allowed-origins",
+                "https://*.example.com, example.org",
+                "--api-request-rate",
+                "50",
+                "--metrics-port",
+                "9700",
+            ],
+            &[("RF_METRICS_HOST", "0.0.0.0")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.apps[0].allowed_origins,
+            ["https://*.example.com", "example.org"]
+        );
+        assert_eq!(c.apps[0].api_request_rate, Some(50));
+        assert_eq!(
+            c.metrics,
+            Some(MetricsListen {
+                addr: "0.0.0.0:9700".parse().unwrap(),
+                explicit: true
+            })
+        );
+        assert!(resolve(&["--metrics", "false"], &[])
+            .unwrap()
+            .metrics
+            .is_none());
+        assert!(resolve(&[], &[("RF_METRICS_PORT", "x")]).is_err());
+        assert!(resolve(&["--metrics-host", "nope"], &[]).is_err());
+    }
+
+    #[test]
     fn webhook_flags() {
         let c = resolve(&[], &[]).unwrap();
         assert!(c.apps[0].webhooks.is_empty());
@@ -823,49 +1059,5 @@ mod tests {
             "{e}"
         );
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn origins_rates_and_the_metrics_listener() {
-        let c = resolve(&[], &[]).unwrap();
-        assert!(c.apps[0].allowed_origins.is_empty());
-        assert_eq!(c.apps[0].api_request_rate, None);
-        assert_eq!(
-            c.metrics,
-            Some(MetricsListen {
-                addr: "127.0.0.1:9601".parse().unwrap(),
-                explicit: false
-            })
-        );
-        let c = resolve(
-            &[
-                "--allowed-origins",
-                "https://*.example.com, example.org",
-                "--api-request-rate",
-                "50",
-                "--metrics-port",
-                "9700",
-            ],
-            &[("RF_METRICS_HOST", "0.0.0.0")],
-        )
-        .unwrap();
-        assert_eq!(
-            c.apps[0].allowed_origins,
-            ["https://*.example.com", "example.org"]
-        );
-        assert_eq!(c.apps[0].api_request_rate, Some(50));
-        assert_eq!(
-            c.metrics,
-            Some(MetricsListen {
-                addr: "0.0.0.0:9700".parse().unwrap(),
-                explicit: true
-            })
-        );
-        assert!(resolve(&["--metrics", "false"], &[])
-            .unwrap()
-            .metrics
-            .is_none());
-        assert!(resolve(&[], &[("RF_METRICS_PORT", "x")]).is_err());
-        assert!(resolve(&["--metrics-host", "nope"], &[]).is_err());
     }
 }

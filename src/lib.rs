@@ -26,18 +26,23 @@
 mod adapter;
 mod api;
 mod apps;
+mod appstore;
 mod auth;
 mod authorize;
 mod broadcaster;
 mod config;
 mod dev;
+mod env;
 mod hub;
 mod listener;
 mod metrics;
 mod protocol;
+mod ratelog;
 mod readiness;
+mod redis_probe;
 mod reload;
 mod server;
+mod startup;
 mod tls;
 mod webhooks;
 mod ws;
@@ -64,8 +69,10 @@ pub use tls::{Tls, TlsError, TlsFiles};
 /// What the `rf-broadcast` binary needs beyond the library face: the command line.
 #[doc(hidden)]
 pub mod cli {
-    pub use crate::config::{Cli, Config, MetricsListen, ProcessEnv};
+    pub use crate::appstore::commands::run as run_apps_command;
+    pub use crate::config::{Cli, Command, Config, MetricsListen, ProcessEnv};
     pub use crate::metrics::{serve_metrics, Metrics};
+    pub use crate::startup::{prepare, spawn_app_reloads};
     pub use crate::webhooks::Webhooks;
 }
 

@@ -5,7 +5,7 @@
 //! lives in the library.
 
 use clap::Parser;
-use rf_broadcast::cli::{serve_metrics, Cli, Config, Metrics, MetricsListen, ProcessEnv};
+use rf_broadcast::cli::{serve_metrics, Cli, Command, Config, Metrics, MetricsListen, ProcessEnv};
 use rf_broadcast::{AppState, Apps, Hub, Readiness, ReloadHooks, Serving, Tls};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -23,7 +23,14 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let config = match cli.resolve(&ProcessEnv) {
+    if let Some(Command::Apps(cmd)) = cli.command.clone() {
+        std::process::exit(rf_broadcast::cli::run_apps_command(
+            cmd,
+            cli.apps_database_url.clone(),
+            &ProcessEnv,
+        ));
+    }
+    let mut config = match cli.resolve(&ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rf-broadcast: {e}");
@@ -56,6 +63,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Apps from the database, --redis-required: failing here is a configuration error.
+    if let Err(e) = rt.block_on(rf_broadcast::cli::prepare(&mut config)) {
+        eprintln!("rf-broadcast: {e}");
+        std::process::exit(2);
+    }
     if let Err(e) = rt.block_on(run(config, tls)) {
         eprintln!("rf-broadcast: {}", e.message);
         std::process::exit(e.code);
@@ -138,7 +150,6 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         rf_broadcast::cli::Webhooks::start(&hub, config.webhooks.clone(), config.redis.as_ref())
             .await
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let app = &config.apps[0];
     let (scheme, secure) = if tls.is_some() {
         ("https", true)
     } else {
@@ -148,14 +159,16 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         "rf-broadcast listening on {scheme}://{addr} ({} app(s))",
         config.apps.len()
     );
-    tracing::info!(
-        "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME={scheme}",
-        app.id, app.key, addr.ip(), addr.port()
-    );
-    tracing::info!(
-        "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, wssPort: {}, forceTLS: {secure}, enabledTransports: ['ws', 'wss'] }})",
-        app.key, addr.ip(), addr.port(), addr.port()
-    );
+    if let Some(app) = config.apps.first() {
+        tracing::info!(
+            "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME={scheme}",
+            app.id, app.key, addr.ip(), addr.port()
+        );
+        tracing::info!(
+            "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, wssPort: {}, forceTLS: {secure}, enabledTransports: ['ws', 'wss'] }})",
+            app.key, addr.ip(), addr.port(), addr.port()
+        );
+    }
     if config.server.dev_auth {
         tracing::warn!(
             "--dev-auth is ON: this server signs ANY channel subscription and user sign-in \
@@ -169,6 +182,8 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         readiness.set_adapter_probe(move || adapter.connected());
     }
     let reload = ReloadHooks::new();
+    // SIGHUP re-reads the apps source; the database store is also followed live.
+    rf_broadcast::cli::spawn_app_reloads(&hub, adapter.clone(), &config.apps_source, &reload);
     if let Some(tls) = &tls {
         let tls = tls.clone();
         reload.register("TLS certificate", move || tls.reload_and_log());

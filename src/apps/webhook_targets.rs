@@ -2,7 +2,7 @@
 //! extra headers. Part of `App` (the apps file's `"webhooks"`), checked when read: a bad URL or
 //! an unknown kind is a configuration error naming the field. The sender is `webhooks/`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The webhook kinds Pusher sends.
@@ -94,12 +94,12 @@ impl Kinds {
 }
 
 /// Which channels a target hears about (both parts must match when both are set).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_name_starts_with: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_name_ends_with: Option<String>,
 }
 
@@ -116,8 +116,8 @@ impl Filter {
 }
 
 /// One receiver of an app's webhooks.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "RawTarget")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "RawTarget", into = "RawTarget")]
 pub struct Target {
     pub url: String,
     pub events: Kinds,
@@ -144,7 +144,7 @@ impl Target {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     url: String,
@@ -154,6 +154,21 @@ struct RawTarget {
     filter: Filter,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+}
+
+impl From<Target> for RawTarget {
+    fn from(t: Target) -> RawTarget {
+        RawTarget {
+            url: t.url,
+            events: Kind::ALL
+                .into_iter()
+                .filter(|k| t.events.contains(*k))
+                .map(|k| k.name().to_string())
+                .collect(),
+            filter: t.filter,
+            headers: t.headers,
+        }
+    }
 }
 
 impl TryFrom<RawTarget> for Target {
@@ -238,6 +253,13 @@ mod tests {
         .to_string();
         assert!(e.contains("webhooks[].headers"), "{e}");
         assert!(serde_json::from_str::<Target>(r#"{"url":"http://x/","filtr":{}}"#).is_err());
+        // Written back (database rows, `apps` commands) as it was read.
+        let t: Target = serde_json::from_str(
+            r#"{"url":"http://x/","events":["member_added"],"filter":{"channel_name_ends_with":"-a"},"headers":{"X":"1"}}"#,
+        )
+        .unwrap();
+        let again: Target = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(again, t);
     }
 
     #[test]
