@@ -5,6 +5,7 @@
 //! app (apps file entry, database column) is also one line in `appstore/settings.rs`.
 
 mod origins;
+pub mod webhook_targets;
 
 use serde::Deserialize;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct App {
     pub cache_ttl: u64,
     /// Most watchlist ids honoured per sign-in (4302 beyond).
     pub max_watchlist: usize,
+    /// Webhook receivers of this app (README "Webhooks").
+    pub webhooks: Vec<webhook_targets::Target>,
     /// Origins whose pages may connect (`https://*.example.com`, `example.com`); empty or
     /// `*`: any. Another origin gets `pusher:error` 4009 and close 4009.
     pub allowed_origins: Vec<String>,
@@ -94,6 +97,7 @@ impl Default for App {
             max_channels_per_connection: 1_000,
             cache_ttl: 1_800,
             max_watchlist: 100,
+            webhooks: Vec::new(),
             allowed_origins: Vec::new(),
             api_request_rate: None,
             recovery_window: 0,

@@ -19,6 +19,7 @@ pub use crate::env::{Env, ProcessEnv};
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
 use crate::tls::TlsFiles;
+use crate::webhooks::{Kinds, Target, WebhookSettings};
 use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -188,6 +189,44 @@ pub struct Cli {
     #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
 
+    // --- Webhooks (README "Webhooks") ---
+    /// Webhook receiver of the single app (repeatable; comma-separated in the env var).
+    #[arg(long = "webhook-url", env = "RF_WEBHOOK_URL", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+    /// Kinds sent to --webhook-url receivers (comma-separated) [default: every kind but
+    /// subscription_count]
+    #[arg(long, env = "RF_WEBHOOK_EVENTS")]
+    pub webhook_events: Option<String>,
+    /// How long channel_vacated / member_removed wait for a rejoin that cancels them.
+    #[arg(long, env = "RF_WEBHOOK_DELAY", default_value = "3s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_delay: Duration,
+    /// How long events are gathered per receiver before a request goes (0 = at once).
+    #[arg(long, env = "RF_WEBHOOK_BATCH_WINDOW", default_value = "250ms", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_batch_window: Duration,
+    /// Most events in one webhook request.
+    #[arg(long, env = "RF_WEBHOOK_BATCH_MAX", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub webhook_batch_max: u64,
+    /// How long a failing webhook request is retried before its events are given up.
+    #[arg(long, env = "RF_WEBHOOK_RETRY_FOR", default_value = "5m", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_retry_for: Duration,
+    /// First wait before a retry; doubles (with jitter) up to --webhook-retry-max-backoff.
+    #[arg(long, env = "RF_WEBHOOK_RETRY_MIN_BACKOFF", default_value = "1s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_retry_min_backoff: Duration,
+    /// Longest wait between two retries.
+    #[arg(long, env = "RF_WEBHOOK_RETRY_MAX_BACKOFF", default_value = "60s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_retry_max_backoff: Duration,
+    /// A receiver must answer 2xx within this, or the attempt counts as failed.
+    #[arg(long, env = "RF_WEBHOOK_TIMEOUT", default_value = "4s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_timeout: Duration,
+    /// Events queued per receiver; beyond it new events are dropped (counted, logged).
+    #[arg(long, env = "RF_WEBHOOK_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub webhook_queue: u64,
+    /// Requests in flight per receiver.
+    #[arg(long, env = "RF_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub webhook_max_in_flight: u64,
+    /// How long shutdown waits for queued webhooks to be delivered.
+    #[arg(long, env = "RF_WEBHOOK_FLUSH_TIMEOUT", default_value = "10s", value_parser = crate::webhooks::config::parse_duration)]
+    pub webhook_flush_timeout: Duration,
     // --- Listener, TLS and drain (src/listener, src/tls.rs, main.rs) ---
     /// Seconds a socket has for each HTTP request (TLS handshake, headers, body) before it
     /// upgrades, counted from the accept or the previous answer; late sockets are closed.
@@ -299,6 +338,7 @@ pub struct Config {
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
+    pub webhooks: WebhookSettings,
     /// Exit at start when Redis cannot be reached.
     pub redis_required: bool,
     /// Set when `--console`.
@@ -406,6 +446,7 @@ impl Cli {
             recovery_max_bytes: self.recovery_max_bytes,
             ..App::default()
         };
+        let webhooks = self.webhook_targets()?;
         let creds = [
             ("id", cred(self.app_id.clone(), "ID")),
             ("key", cred(self.app_key.clone(), "KEY")),
@@ -480,6 +521,17 @@ impl Cli {
                 )
             }
         };
+        let mut apps = apps;
+        if matches!(apps_source, AppSource::Flags) {
+            for app in &mut apps {
+                app.webhooks = webhooks.clone();
+            }
+        } else if !webhooks.is_empty() {
+            return Err(ConfigError::Invalid(
+                "webhook url",
+                "--webhook-url is for the single app; with --apps-file or --apps-database-url give each app \"webhooks\"".into(),
+            ));
+        }
         let path_prefix = pick(
             self.path_prefix.clone(),
             env,
@@ -559,6 +611,7 @@ impl Cli {
             }
             _ => None,
         };
+        let webhooks = self.webhook_settings();
         if self.redis_required && redis.is_none() {
             return Err(ConfigError::Apps(
                 "--redis-required needs --adapter redis".into(),
@@ -568,6 +621,7 @@ impl Cli {
         let metrics = self.metrics_listen(env)?;
         Ok(Config {
             console,
+            webhooks,
             metrics,
             redis,
             redis_required: self.redis_required,
@@ -627,6 +681,42 @@ impl Cli {
             .check()
             .map_err(|e| ConfigError::Invalid("debug console", e.to_string()))?;
         Ok(Some(settings))
+    }
+
+    /// The single app's webhook targets from `--webhook-url` / `--webhook-events`.
+    fn webhook_targets(&self) -> Result<Vec<Target>, ConfigError> {
+        let kinds = match &self.webhook_events {
+            Some(list) => Kinds::parse(list.split(','))
+                .map_err(|e| ConfigError::Invalid("webhook events", e))?,
+            None => Kinds::default_set(),
+        };
+        self.webhook_urls
+            .iter()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| {
+                Target::new(u.trim(), kinds).map_err(|e| ConfigError::Invalid("webhook url", e))
+            })
+            .collect()
+    }
+
+    fn webhook_settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            delay: self.webhook_delay,
+            batch_window: self.webhook_batch_window,
+            batch_max: self.webhook_batch_max as usize,
+            retry_for: self.webhook_retry_for,
+            retry_min_backoff: self
+                .webhook_retry_min_backoff
+                .max(Duration::from_millis(10)),
+            retry_max_backoff: self
+                .webhook_retry_max_backoff
+                .max(self.webhook_retry_min_backoff),
+            timeout: self.webhook_timeout.max(Duration::from_millis(100)),
+            queue: self.webhook_queue as usize,
+            max_in_flight: self.webhook_max_in_flight as usize,
+            flush_timeout: self.webhook_flush_timeout,
+            ..WebhookSettings::default()
+        }
     }
 
     fn metrics_listen(&self, env: &dyn Env) -> Result<Option<MetricsListen>, ConfigError> {
@@ -1100,5 +1190,81 @@ mod tests {
             .is_none());
         assert!(resolve(&[], &[("RF_METRICS_PORT", "x")]).is_err());
         assert!(resolve(&["--metrics-host", "nope"], &[]).is_err());
+    }
+
+    #[test]
+    fn webhook_flags() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.apps[0].webhooks.is_empty());
+        assert_eq!(c.webhooks, WebhookSettings::default());
+        let c = resolve(
+            &[
+                "--webhook-url",
+                "http://127.0.0.1:9/a",
+                "--webhook-url",
+                "https://hooks.example.com/b",
+                "--webhook-events",
+                "channel_occupied,member_added",
+                "--webhook-delay",
+                "500ms",
+                "--webhook-retry-for",
+                "2m",
+            ],
+            &[],
+        )
+        .unwrap();
+        let w = &c.apps[0].webhooks;
+        assert_eq!(w.len(), 2);
+        use crate::webhooks::config::Kind;
+        assert!(w[1].wants(Kind::MemberAdded, "presence-x"));
+        assert!(!w[1].wants(Kind::ChannelVacated, "x"));
+        assert_eq!(c.webhooks.delay, Duration::from_millis(500));
+        assert_eq!(c.webhooks.retry_for, Duration::from_secs(120));
+        let c = resolve(&["--webhook-url", "http://a/1,http://b/2"], &[]).unwrap();
+        assert_eq!(c.apps[0].webhooks.len(), 2);
+        let e = resolve(&["--webhook-url", "nope"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhook url"), "{e}");
+        let e = resolve(
+            &[
+                "--webhook-url",
+                "http://a/",
+                "--webhook-events",
+                "channel_occupied,bogus",
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("webhook events") && e.contains("bogus"), "{e}");
+        assert!(Cli::try_parse_from(["x", "--webhook-delay", "soon"]).is_err());
+
+        // In the apps file: per app, checked, errors naming the field.
+        let dir = std::env::temp_dir().join(format!("rf-wh-apps-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("apps.json");
+        let path = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            r#"[{"id":"1","key":"k","secret":"s","webhooks":[{"url":"https://h.example/x","events":["member_added"]}]}]"#,
+        )
+        .unwrap();
+        let c = resolve(&["--apps-file", path], &[]).unwrap();
+        assert!(c.apps[0].webhooks[0].wants(Kind::MemberAdded, "presence-a"));
+        assert!(resolve(&["--apps-file", path, "--webhook-url", "http://a/"], &[]).is_err());
+        std::fs::write(
+            &file,
+            r#"[{"id":"1","key":"k","secret":"s","webhooks":[{"url":"https://h.example/x","events":["member_joined"]}]}]"#,
+        )
+        .unwrap();
+        let e = resolve(&["--apps-file", path], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("webhooks[].events") && e.contains("member_joined"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -45,6 +45,7 @@ mod reload;
 mod server;
 mod startup;
 mod tls;
+mod webhooks;
 mod ws;
 
 // The library face: what an embedding app uses.
@@ -75,6 +76,7 @@ pub mod cli {
     pub use crate::console::{bind as bind_console, serve as serve_console};
     pub use crate::metrics::{serve_metrics, Metrics};
     pub use crate::startup::{prepare, spawn_app_reloads};
+    pub use crate::webhooks::Webhooks;
 }
 
 #[doc(hidden)]

@@ -151,6 +151,10 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
             redis.node_expiry
         );
     }
+    let webhooks =
+        rf_broadcast::cli::Webhooks::start(&hub, config.webhooks.clone(), config.redis.as_ref())
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (scheme, secure) = if tls.is_some() {
         ("https", true)
     } else {
@@ -197,10 +201,13 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         config.drain_delay,
         stopped_at.clone(),
     )?;
-    let mut state = AppState::new(hub, config.server.clone());
+    let mut state = AppState::new(hub.clone(), config.server.clone());
     if let Some(listen) = config.metrics {
         if let Some(listener) = bind_metrics(listen).await {
             let metrics = Metrics::new();
+            if let Some(webhooks) = &webhooks {
+                webhooks.register_metrics(metrics.registry());
+            }
             if let Some(adapter) = &adapter {
                 let adapter = adapter.clone();
                 if let Err(e) = metrics.registry().register(Box::new(adapter.collector())) {
@@ -226,6 +233,11 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         let _ = stop.await;
     })
     .await;
+    if let Some(webhooks) = &webhooks {
+        // Connections are closed: send the vacated / removed webhooks that makes, and what
+        // is still queued.
+        webhooks.flush().await;
+    }
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left: in what is left of the
         // grace period, with a floor so a zero grace still says goodbye.

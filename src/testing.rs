@@ -12,6 +12,11 @@ pub mod auth {
     pub use crate::auth::*;
 }
 
+/// Webhook targets, settings and the sender (tests start it on an in-process hub).
+pub mod webhooks {
+    pub use crate::webhooks::{Kinds, Target, WebhookSettings, Webhooks};
+}
+
 /// The members of a presence channel as this node sees them (cluster-wide).
 pub fn presence_users(hub: &Hub, app_id: &str, channel: &str) -> Vec<String> {
     hub.presence_users(app_id, channel)

@@ -108,6 +108,7 @@ app_settings! {
     recovery_channels: Vec<String>,
     recovery_max_events: usize,
     recovery_max_bytes: usize,
+    webhooks: Vec<crate::apps::webhook_targets::Target>,
 }
 
 /// Which required credential is wrong, if any.
