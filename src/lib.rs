@@ -33,6 +33,8 @@ mod dev;
 pub mod hub;
 pub mod protocol;
 pub mod server;
+#[doc(hidden)]
+pub mod testing;
 pub mod ws;
 
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};

@@ -26,9 +26,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter(&config.log_level))
+        .init();
 
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if config.workers > 0 {
@@ -45,6 +45,26 @@ fn main() {
         eprintln!("rf-broadcast: {}", e.message);
         std::process::exit(e.code);
     }
+}
+
+/// Dependencies whose trace output repeats what peers send, verbatim: tungstenite logs every
+/// frame at trace, subscription and sign-in signatures included (SECURITY.md, "Logs").
+const VERBATIM_LOGGERS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
+
+/// The log filter for `--log-level`: as given, except that the loggers above stay at debug
+/// unless the filter names them itself (`--log-level trace,tungstenite=trace` to see frames).
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for name in VERBATIM_LOGGERS {
+        let named = level.split(',').any(|d| d.trim().starts_with(name));
+        if !named {
+            if let Ok(d) = format!("{name}=debug").parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
+    filter
 }
 
 /// Why the server stopped with an error, and the exit code that says so: 2 for what the

@@ -10,7 +10,7 @@
 //! what every idle connection costs: it holds the socket, a few words of state and a boxed
 //! nothing else (see DESIGN.md, per-connection memory).
 
-mod handler;
+pub(crate) mod handler;
 
 use crate::apps::App;
 use crate::hub::{CloseRequest, Connection, Hub};
@@ -172,7 +172,8 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
-enum Flow {
+/// What the connection does after handling a frame.
+pub enum Flow {
     Continue,
     /// The client sent a close frame: tungstenite answers it; nothing more to do.
     ClientClosed,
