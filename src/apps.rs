@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// One Pusher app: credentials plus its limits and feature switches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct App {
     pub id: String,
@@ -49,6 +49,16 @@ pub struct App {
     pub cache_ttl: u64,
     /// Most watchlist ids honoured per sign-in (4302 beyond).
     pub max_watchlist: usize,
+    /// Missed-message recovery: seconds a dropped connection's place is kept, and events are
+    /// buffered for it (0: off). Clients opt in with a lineage path (`/l/{id}/app/{key}`).
+    pub recovery_window: u64,
+    /// Channel-name patterns (`*` matches any run of characters) whose events are buffered for
+    /// recovery; empty: every channel.
+    pub recovery_channels: Vec<String>,
+    /// Most events buffered per recovered channel (the oldest go first).
+    pub recovery_max_events: usize,
+    /// Most bytes of buffered events per app (the oldest go first).
+    pub recovery_max_bytes: usize,
 }
 
 impl Default for App {
@@ -75,6 +85,10 @@ impl Default for App {
             max_channels_per_connection: 1_000,
             cache_ttl: 1_800,
             max_watchlist: 100,
+            recovery_window: 0,
+            recovery_channels: Vec::new(),
+            recovery_max_events: 100,
+            recovery_max_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -91,7 +105,7 @@ impl App {
     }
 }
 
-/// The set of apps, fixed at start-up.
+/// A set of apps (the configured ones, or the hub's current ones: see `Hub::apps`).
 #[derive(Debug, Clone)]
 pub struct Apps {
     apps: Vec<Arc<App>>,
@@ -102,6 +116,10 @@ impl Apps {
         Apps {
             apps: apps.into_iter().map(Arc::new).collect(),
         }
+    }
+
+    pub(crate) fn from_arcs(apps: Vec<Arc<App>>) -> Self {
+        Apps { apps }
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {

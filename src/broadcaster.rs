@@ -250,7 +250,7 @@ impl Broadcaster for MemoryBroadcaster {
 }
 
 /// The Pusher endpoints (`/app/{key}`, `/apps/{app_id}/...`, `/up`) as a router to merge into
-/// any axum app. Starts the hub's periodic tick.
+/// any axum app. Starts the hub's periodic tick (once per hub, however many routers).
 pub fn websocket_router<B: Broadcaster>(broadcaster: &B) -> axum::Router {
     websocket_router_with(broadcaster, ServerOptions::default())
 }
@@ -260,7 +260,6 @@ pub fn websocket_router_with<B: Broadcaster>(
     broadcaster: &B,
     options: ServerOptions,
 ) -> axum::Router {
-    crate::server::spawn_ticker(broadcaster.hub());
     crate::server::router(AppState {
         hub: broadcaster.hub().clone(),
         options: Arc::new(options),

@@ -87,6 +87,18 @@ pub struct Cli {
     /// Seconds a cache channel keeps its last event.
     #[arg(long, env = "RF_CACHE_TTL", default_value_t = 1_800)]
     pub cache_ttl: u64,
+    /// Missed-message recovery window in seconds (0: off); clients opt in with a lineage path.
+    #[arg(long, env = "RF_RECOVERY_WINDOW", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub recovery_window: u64,
+    /// Channel patterns recovered (`*` wildcard, comma-separated); empty: every channel.
+    #[arg(long, env = "RF_RECOVERY_CHANNELS", value_delimiter = ',')]
+    pub recovery_channels: Vec<String>,
+    /// Most events buffered per recovered channel.
+    #[arg(long, env = "RF_RECOVERY_MAX_EVENTS", default_value_t = 100)]
+    pub recovery_max_events: usize,
+    /// Most bytes of buffered events per app.
+    #[arg(long, env = "RF_RECOVERY_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub recovery_max_bytes: usize,
     /// Largest WebSocket message from a client, bytes; larger closes with 1009.
     #[arg(long, env = "RF_MAX_FRAME_BYTES", default_value_t = 65_536)]
     pub max_frame_bytes: usize,
@@ -247,6 +259,10 @@ impl Cli {
             client_event_rate: self.client_event_rate,
             max_channels_per_connection: self.max_channels_per_connection,
             cache_ttl: self.cache_ttl,
+            recovery_window: self.recovery_window,
+            recovery_channels: self.recovery_channels.clone(),
+            recovery_max_events: self.recovery_max_events,
+            recovery_max_bytes: self.recovery_max_bytes,
             ..App::default()
         };
         let apps = match &self.apps_file {

@@ -90,7 +90,7 @@ async fn channel_auth(State(state): State<AppState>, headers: HeaderMap, body: B
     let (Some(socket_id), Some(channel)) = (f.get("socket_id"), f.get("channel_name")) else {
         return bad("socket_id and channel_name are required");
     };
-    let Some(app) = state.hub.apps().first() else {
+    let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
     tracing::warn!(
@@ -125,7 +125,7 @@ async fn user_auth(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let Some(socket_id) = f.get("socket_id") else {
         return bad("socket_id is required");
     };
-    let Some(app) = state.hub.apps().first() else {
+    let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
     let user_id = f.get("user_id").cloned().unwrap_or_else(random_user);
@@ -148,7 +148,7 @@ async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
     ) else {
         return bad("channel and event are required");
     };
-    let Some(app) = state.hub.apps().first() else {
+    let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
     if let Err(e) = crate::protocol::validate_channel_name(channel, app.max_channel_name_len) {

@@ -18,30 +18,45 @@
 //! # }
 //! ```
 //!
-//! The flow: WebSocket frames and HTTP requests are parsed ([`protocol`], [`api`]), verified
-//! ([`auth`]), and handed to the [`hub`], which encodes each event once and queues the same
-//! buffer for every subscriber; each connection's task ([`ws`]) writes its queue in batches.
-//! The [`adapter`] carries events to other nodes.
+//! The flow inside (see DESIGN.md): WebSocket frames and HTTP requests are parsed
+//! (`protocol/`, `api/`), verified (`auth.rs`), and handed to the hub (`hub/`), which encodes
+//! each event once and queues the same buffer for every subscriber; each connection's task
+//! (`ws/`) writes its queue in batches. An adapter (`adapter/`) carries events to other nodes.
 
-pub mod adapter;
-pub mod api;
-pub mod apps;
-pub mod auth;
-pub mod broadcaster;
-pub mod config;
+mod adapter;
+mod api;
+mod apps;
+mod auth;
+mod authorize;
+mod broadcaster;
+mod config;
 mod dev;
-pub mod hub;
-pub mod protocol;
-pub mod server;
-#[doc(hidden)]
-pub mod testing;
-pub mod ws;
+mod hub;
+mod protocol;
+mod server;
+mod ws;
 
+// The library face: what an embedding app uses.
 pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
 pub use apps::App;
+pub use authorize::{
+    authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,
+    Refusal, SignIn, User, UserResolver,
+};
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
     MemoryBroadcaster, SimpleEvent,
 };
-pub use hub::{Hub, HubSettings};
+// What `serve` and `RedisAdapter::start` take: a hub and its settings.
+pub use apps::Apps;
+pub use hub::{AppsReload, Hub, HubEvent, HubSettings, MemberChange, ObserverHandle};
 pub use server::{serve, AppState, ServerOptions};
+
+/// What the `rf-broadcast` binary needs beyond the library face: the command line.
+#[doc(hidden)]
+pub mod cli {
+    pub use crate::config::{Cli, Config, ProcessEnv};
+}
+
+#[doc(hidden)]
+pub mod testing;

@@ -2,8 +2,8 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::config::{Cli, ProcessEnv};
-use rf_broadcast::{apps::Apps, server, AppState, Hub};
+use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::{AppState, Apps, Hub};
 use std::sync::Arc;
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
@@ -51,20 +51,49 @@ fn main() {
 /// frame at trace, subscription and sign-in signatures included (SECURITY.md, "Logs").
 const VERBATIM_LOGGERS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
 
-/// The log filter for `--log-level`: as given, except that the loggers above stay at debug
-/// unless the filter names them itself (`--log-level trace,tungstenite=trace` to see frames).
+/// The log filter for `--log-level`: as given, except that when it turns everything to trace
+/// the loggers above stay at debug, unless the filter names them itself
+/// (`--log-level trace,tungstenite=trace` to see frames).
 fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
     let mut filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     for name in VERBATIM_LOGGERS {
-        let named = level.split(',').any(|d| d.trim().starts_with(name));
-        if !named {
+        if caps_logger(level, name) {
             if let Ok(d) = format!("{name}=debug").parse() {
                 filter = filter.add_directive(d);
             }
         }
     }
     filter
+}
+
+/// Whether `level` would log `name` at trace only because its default level is trace.
+fn caps_logger(level: &str, name: &str) -> bool {
+    let directives: Vec<&str> = level.split(',').map(str::trim).collect();
+    let default_trace = directives
+        .iter()
+        .any(|d| !d.contains('=') && d.eq_ignore_ascii_case("trace"));
+    let named = directives.iter().any(|d| d.starts_with(name));
+    default_trace && !named
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caps_logger;
+
+    #[test]
+    fn only_a_trace_default_caps_the_verbatim_loggers() {
+        assert!(caps_logger("trace", "tungstenite"));
+        assert!(caps_logger("warn,trace", "tungstenite"));
+        assert!(caps_logger("TRACE,hyper=info", "tokio_tungstenite"));
+        // Lower defaults are left alone (a cap at debug would raise them).
+        for level in ["error", "warn", "info", "debug", "info,rf_broadcast=trace"] {
+            assert!(!caps_logger(level, "tungstenite"), "{level}");
+        }
+        // Naming the logger is asking for its frames.
+        assert!(!caps_logger("trace,tungstenite=trace", "tungstenite"));
+        assert!(caps_logger("trace,tungstenite=trace", "tokio_tungstenite"));
+    }
 }
 
 /// Why the server stopped with an error, and the exit code that says so: 2 for what the
@@ -84,7 +113,7 @@ impl From<std::io::Error> for Failure {
 }
 
 /// The listening socket, or a failure that names the address and how to pick another.
-fn listen(config: &rf_broadcast::config::Config) -> Result<tokio::net::TcpListener, Failure> {
+fn listen(config: &Config) -> Result<tokio::net::TcpListener, Failure> {
     let addr = config.addr;
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -120,7 +149,7 @@ fn listen(config: &rf_broadcast::config::Config) -> Result<tokio::net::TcpListen
     Ok(socket.listen(LISTEN_BACKLOG)?)
 }
 
-async fn run(config: rf_broadcast::config::Config) -> Result<(), Failure> {
+async fn run(config: Config) -> Result<(), Failure> {
     let listener = listen(&config)?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
@@ -163,7 +192,7 @@ async fn run(config: rf_broadcast::config::Config) -> Result<(), Failure> {
         hub,
         options: Arc::new(config.server.clone()),
     };
-    let result = server::serve(listener, state, shutdown_signal()).await;
+    let result = rf_broadcast::serve(listener, state, shutdown_signal()).await;
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left.
         adapter.flush(std::time::Duration::from_secs(2)).await;

@@ -1,12 +1,12 @@
 //! The router and the serve loop: WebSocket `/app/{key}`, the HTTP API, `/up`, the
-//! development routes when asked for, the hub's periodic tick, and graceful shutdown (every
+//! development routes when asked for, and graceful shutdown (every
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -57,9 +57,14 @@ pub struct AppState {
 }
 
 /// All routes with their state: mount it in any axum app, or serve it with [`serve`].
+/// Mounting it starts the hub's once-a-second ticker (heartbeats, cache expiry, subscription
+/// counts) unless it runs already: once per hub, however many routers serve it.
 pub fn router(state: AppState) -> Router {
+    // Outside a runtime the ticker starts with the first WebSocket upgrade instead.
+    state.hub.start_ticker();
     let mut router = Router::new()
         .route("/app/{key}", get(ws_upgrade))
+        .route("/l/{lineage}/app/{key}", get(lineage_upgrade))
         .route("/up", get(|| async { "OK" }))
         .merge(crate::api::routes());
     if state.options.dev_auth {
@@ -82,11 +87,35 @@ fn normalize_prefix(raw: &str) -> Option<String> {
     (!trimmed.is_empty()).then(|| format!("/{trimmed}"))
 }
 
+/// `/l/{lineage}/app/{key}`: a connection that opted in to missed-message recovery. An
+/// invalid lineage id gets the same answer as an unknown path.
+async fn lineage_upgrade(
+    State(state): State<AppState>,
+    Path((lineage, key)): Path<(String, String)>,
+    query: RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !crate::hub::valid_lineage(&lineage) {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    upgrade_with(state, key, query, upgrade, Some(Arc::from(lineage)))
+}
+
 async fn ws_upgrade(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    query: RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade_with(state, key, query, upgrade, None)
+}
+
+fn upgrade_with(
+    state: AppState,
+    key: String,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
+    lineage: Option<Arc<str>>,
 ) -> Response {
     let params = crate::api::parse_query(query.as_deref().unwrap_or(""));
     let protocol = params
@@ -94,11 +123,13 @@ async fn ws_upgrade(
         .find(|(k, _)| k == "protocol")
         .map(|(_, v)| v);
     let handshake = Handshake {
-        app: state.hub.apps().by_key(&key).cloned(),
+        app: state.hub.app_by_key(&key),
         protocol,
+        lineage,
     };
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();
+    hub.start_ticker();
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
@@ -113,23 +144,6 @@ async fn ws_upgrade(
         })
 }
 
-/// Run the hub's periodic work (throttled subscription counts, cache expiry) until the hub
-/// is dropped.
-pub fn spawn_ticker(hub: &Arc<Hub>) {
-    let weak = Arc::downgrade(hub);
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match weak.upgrade() {
-                Some(hub) => hub.tick(),
-                None => return,
-            }
-        }
-    });
-}
-
 /// Serve until `shutdown` resolves, then close every WebSocket with 4200 and wait (bounded)
 /// for them to go.
 pub async fn serve(
@@ -139,7 +153,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
     let grace = state.options.shutdown_grace;
-    spawn_ticker(&hub);
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // Small frames must not wait for Nagle's algorithm.

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rf_broadcast::testing;
 use rf_broadcast::App;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -37,7 +38,7 @@ async fn resubscribe_answers_again_and_unsubscribe_stops_delivery() {
     let mut c = s.client().await;
     c.subscribe("a").await;
     c.subscribe("a").await;
-    assert_eq!(s.hub.channel("app-id", "a").subscription_count, 1);
+    assert_eq!(testing::subscription_count(&s.hub, "app-id", "a"), 1);
     c.send(json!({"event":"pusher:unsubscribe","data":{"channel":"a"}}))
         .await;
     c.send(json!({"event":"pusher:unsubscribe","data":{"channel":"never-joined"}}))
@@ -45,7 +46,7 @@ async fn resubscribe_answers_again_and_unsubscribe_stops_delivery() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.http().publish(&["a"], "e", "{}").await;
     c.expect_silence(QUIET).await;
-    assert_eq!(s.hub.channel("app-id", "a").subscription_count, 0);
+    assert_eq!(testing::subscription_count(&s.hub, "app-id", "a"), 0);
 }
 
 #[tokio::test]
@@ -71,7 +72,7 @@ async fn private_channel_needs_a_valid_signature() {
         assert_eq!(v["channel"], data["channel"]);
     }
     // A signature made with another secret.
-    let foreign = rf_broadcast::auth::channel_auth(
+    let foreign = rf_broadcast::testing::auth::channel_auth(
         "app-key",
         "other-secret",
         &c.socket_id,
@@ -81,7 +82,10 @@ async fn private_channel_needs_a_valid_signature() {
     c.send(json!({"event":"pusher:subscribe","data":{"channel":"private-x","auth":foreign}}))
         .await;
     c.expect_next("pusher:subscription_error").await;
-    assert_eq!(s.hub.channel("app-id", "private-x").subscription_count, 0);
+    assert_eq!(
+        testing::subscription_count(&s.hub, "app-id", "private-x"),
+        0
+    );
     // A signature for another socket does not work here.
     let mut other = s.client().await;
     let stolen = c.auth_for("private-y", None);
@@ -148,7 +152,10 @@ async fn presence_members_are_counted_per_user() {
     let d: Value = serde_json::from_str(removed["data"].as_str().unwrap()).unwrap();
     assert_eq!(d, json!({"user_id":"2"}));
     ada.expect_silence(QUIET).await;
-    assert_eq!(s.hub.presence_users("app-id", ch), vec!["1".to_string()]);
+    assert_eq!(
+        testing::presence_users(&s.hub, "app-id", ch),
+        vec!["1".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -374,4 +381,34 @@ async fn client_event_rate_limit_drops_the_excess_with_4301() {
     a.send(json!({"event":"client-n","channel":ch,"data":{}}))
         .await;
     b.expect_next("client-n").await;
+}
+
+/// Every refusal the client is told about reaches the hub's observers with its reason (the
+/// string that should have been signed, never the secret).
+#[tokio::test]
+async fn observers_hear_refused_subscriptions_with_the_reason() {
+    let s = TestServer::start().await;
+    let mut events = s.hub.observe(64);
+    let mut c = s.client().await;
+    c.send(json!({"event":"pusher:subscribe","data":{"channel":"private-x","auth":"app-key:00"}}))
+        .await;
+    c.expect_event("pusher:subscription_error").await;
+    let reason = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), events.events.recv())
+            .await
+            .expect("no refusal event")
+            .unwrap()
+        {
+            rf_broadcast::HubEvent::SubscriptionRefused {
+                channel, reason, ..
+            } => {
+                assert_eq!(&*channel, "private-x");
+                break reason;
+            }
+            _ => continue,
+        }
+    };
+    assert!(reason.contains("Invalid signature"), "{reason}");
+    assert!(reason.contains(&c.socket_id), "{reason}");
+    assert!(!reason.contains(&s.app.secret), "{reason}");
 }

@@ -8,7 +8,8 @@
 mod common;
 
 use common::*;
-use rf_broadcast::{apps::Apps, Hub, HubSettings, RedisAdapter, RedisSettings, ServerOptions};
+use rf_broadcast::testing;
+use rf_broadcast::{Apps, Hub, HubSettings, RedisAdapter, RedisSettings, ServerOptions};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -146,7 +147,7 @@ async fn client_events_cross_nodes() {
 async fn presence_is_cluster_wide() {
     let nodes = cluster(3).await;
     let room = "presence-room";
-    let users_on = |i: usize| nodes[i].server.hub.presence_users("app-id", room);
+    let users_on = |i: usize| testing::presence_users(&nodes[i].server.hub, "app-id", room);
 
     let mut a1 = nodes[0].server.client().await;
     a1.join(room, "u1", json!({"n":"one"})).await;
@@ -293,12 +294,7 @@ async fn cache_channels_across_nodes() {
         .await;
     assert_eq!(s, 200);
     eventually("B cached it", || {
-        nodes[1]
-            .server
-            .hub
-            .channel("app-id", "cache-ticker")
-            .cache
-            .is_some()
+        testing::has_cached_event(&nodes[1].server.hub, "app-id", "cache-ticker")
     })
     .await;
     let mut c = nodes[1].server.client().await;
@@ -469,7 +465,7 @@ async fn redis_restart_is_survived() {
     local.subscribe("feed").await;
     b2.subscribe("feed").await;
     eventually("B knows u1", || {
-        nodes[1].server.hub.presence_users("app-id", room) == ["u1"]
+        testing::presence_users(&nodes[1].server.hub, "app-id", room) == ["u1"]
     })
     .await;
     b2.join(room, "u2", json!({})).await;
@@ -529,7 +525,7 @@ async fn redis_restart_is_survived() {
     let v = b2.expect_event("after").await;
     assert_eq!(v["data"], "2");
     // u1 and u2 were never removed while Redis was away.
-    let mut ids = nodes[1].server.hub.presence_users("app-id", room);
+    let mut ids = testing::presence_users(&nodes[1].server.hub, "app-id", room);
     ids.sort();
     assert_eq!(ids, ["u1", "u2", "u3"]);
 }

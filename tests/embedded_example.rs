@@ -81,3 +81,29 @@ async fn handler_broadcast_reaches_subscribers_of_the_embedded_router() {
     );
     assert!(empty.presence(&Channel::presence("x")).is_empty());
 }
+
+/// A router built outside any runtime (as an app may build its routes before it starts
+/// tokio) still runs the heartbeat: the ticker starts with the first upgrade, and a client
+/// silent for the activity timeout gets `pusher:ping`.
+#[tokio::test]
+async fn a_mounted_router_runs_the_heartbeat_even_when_built_outside_a_runtime() {
+    let app = App {
+        activity_timeout: 1,
+        ..App::new("app-id", "app-key", "app-secret")
+    };
+    let broadcaster = MemoryBroadcaster::new(vec![app]);
+    let b = broadcaster.clone();
+    let router = std::thread::spawn(move || rf_broadcast::websocket_router(&b))
+        .join()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut c = Client::established(
+        &format!("ws://{addr}/app/app-key?protocol=7"),
+        "app-key",
+        "app-secret",
+    )
+    .await;
+    c.expect_next("pusher:ping").await;
+}

@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use rf_broadcast::{auth, App};
+use rf_broadcast::testing::auth;
+use rf_broadcast::App;
 use serde_json::json;
 use std::time::Duration;
 

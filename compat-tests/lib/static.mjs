@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './harness.mjs';
 
-export async function startStatic(sdk, { userInfo = (id) => ({ name: id }) } = {}) {
+export async function startStatic(sdk, { userInfo = (id) => ({ name: id }), refuse = () => false } = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.method === 'POST' && url.pathname === '/pusher/auth') {
@@ -16,6 +16,7 @@ export async function startStatic(sdk, { userInfo = (id) => ({ name: id }) } = {
         try {
           const f = new URLSearchParams(body);
           const channel = f.get('channel_name');
+          if (refuse(channel, f.get('socket_id'))) return res.writeHead(403).end('refused by the test');
           const data = channel.startsWith('presence-') ? { user_id: f.get('user_id'), user_info: userInfo(f.get('user_id')) } : undefined;
           const auth = sdk.authorizeChannel(f.get('socket_id'), channel, data);
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(auth));
@@ -27,6 +28,7 @@ export async function startStatic(sdk, { userInfo = (id) => ({ name: id }) } = {
     }
     let file;
     if (url.pathname === '/pusher.min.js') file = path.join(ROOT, 'node_modules/pusher-js/dist/web/pusher.min.js');
+    else if (url.pathname === '/echo.iife.js') file = path.join(ROOT, 'node_modules/laravel-echo/dist/echo.iife.js');
     else file = path.join(ROOT, 'browser', path.basename(url.pathname));
     fs.readFile(file, (err, buf) => {
       if (err) return res.writeHead(404).end('not found');

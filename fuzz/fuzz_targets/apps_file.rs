@@ -5,7 +5,8 @@
 
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::{Apps, Cli, Hub, HubSettings};
+use rf_broadcast::testing::Cli;
+use rf_broadcast::{Apps, Hub, HubSettings};
 use std::io::Write;
 
 fuzz_target!(|data: &[u8]| {

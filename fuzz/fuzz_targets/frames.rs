@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, frame) in text.split('\n').take(64).enumerate() {
         // Two connections take turns, so fan-out and client events reach another socket.
         let s = if i % 2 == 0 { &mut a } else { &mut b };
-        let _ = s.handle_text(frame);
+        common::handle(s, frame);
     }
     common::end(a);
     common::end(b);

@@ -10,7 +10,7 @@ mod common;
 mod http;
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::channel_auth;
+use rf_broadcast::testing::auth::channel_auth;
 use serde_json::json;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,8 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let mut a = common::session();
     let mut b = common::session();
     for (s, user) in [(&mut a, "1"), (&mut b, "2")] {
-        let _ = s.handle_text(r#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#);
-        let sid = s.conn().socket_id.to_string();
+        common::handle(
+            s,
+            r#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#,
+        );
+        let sid = s.socket_id().to_string();
         let cd = json!({ "user_id": user }).to_string();
         let auth = channel_auth(
             common::KEY,
@@ -31,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             Some(&cd),
         );
         let sub = json!({"event":"pusher:subscribe","data":{"channel":"presence-room","auth":auth,"channel_data":cd}});
-        let _ = s.handle_text(&sub.to_string());
+        common::handle(s, &sub.to_string());
     }
     let path = if sel & 1 == 0 {
         "/apps/fuzz-id/events"

@@ -11,7 +11,8 @@ mod common;
 mod http;
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::{parse_query, verify_request, App};
+use rf_broadcast::testing::{parse_query, verify_request};
+use rf_broadcast::App;
 
 const METHODS: [&str; 3] = ["GET", "POST", "DELETE"];
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::{channel_auth, channel_string_to_sign, user_auth, verify_auth};
+use rf_broadcast::testing::auth::{channel_auth, channel_string_to_sign, user_auth, verify_auth};
 
 const KEY: &str = "fuzz-key";
 const SECRET: &str = "fuzz-secret";

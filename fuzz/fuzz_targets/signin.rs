@@ -8,7 +8,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::user_auth;
+use rf_broadcast::testing::auth::user_auth;
 use serde_json::json;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut a = common::session();
     let mut b = common::session();
     for s in [&mut a, &mut b] {
-        let socket_id = s.conn().socket_id.to_string();
+        let socket_id = s.socket_id().to_string();
         let auth = if mode & 1 == 0 {
             user_auth(common::KEY, common::SECRET, &socket_id, &user_data)
         } else {
@@ -33,13 +33,22 @@ fuzz_target!(|data: &[u8]| {
         } else {
             d
         };
-        let _ = s.handle_text(&json!({ "event": "pusher:signin", "data": data }).to_string());
+        common::handle(
+            s,
+            &json!({ "event": "pusher:signin", "data": data }).to_string(),
+        );
     }
     // A presence join by the signed-in user, then a signed-in-only event to itself.
-    let sid = a.conn().socket_id.to_string();
-    let auth =
-        rf_broadcast::testing::channel_auth(common::KEY, common::SECRET, &sid, &channel, None);
-    let _ = a.handle_text(
+    let sid = a.socket_id().to_string();
+    let auth = rf_broadcast::testing::auth::channel_auth(
+        common::KEY,
+        common::SECRET,
+        &sid,
+        &channel,
+        None,
+    );
+    common::handle(
+        &mut a,
         &json!({ "event": "pusher:subscribe", "data": { "channel": channel, "auth": auth } })
             .to_string(),
     );

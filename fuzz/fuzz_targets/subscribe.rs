@@ -9,7 +9,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::channel_auth;
+use rf_broadcast::testing::auth::channel_auth;
 use serde_json::json;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let extra = f.get(2).cloned().unwrap_or_default();
     let mut sessions = [common::session(), common::session()];
     for s in sessions.iter_mut() {
-        let socket_id = s.conn().socket_id.to_string();
+        let socket_id = s.socket_id().to_string();
         let auth = match mode % 4 {
             // Signed over exactly what is sent.
             0 | 1 => channel_auth(
@@ -52,15 +52,15 @@ fuzz_target!(|data: &[u8]| {
             d
         };
         let frame = json!({ "event": "pusher:subscribe", "data": data }).to_string();
-        let _ = s.handle_text(&frame);
+        common::handle(s, &frame);
     }
     let client = json!({ "event": format!("client-{extra}"), "channel": channel, "data": extra })
         .to_string();
-    let _ = sessions[0].handle_text(&client);
+    common::handle(&mut sessions[0], &client);
     if mode & 0x20 != 0 {
         let unsub =
             json!({ "event": "pusher:unsubscribe", "data": { "channel": channel } }).to_string();
-        let _ = sessions[1].handle_text(&unsub);
+        common::handle(&mut sessions[1], &unsub);
     }
     let [a, b] = sessions;
     common::end(a);

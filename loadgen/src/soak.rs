@@ -370,25 +370,29 @@ pub async fn soak(common: &Common, a: &SoakArgs) -> Result<Report, String> {
 
     // RSS (and open files) of the server, every --sample-secs, from the start.
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let sample = {
+        let pid = pid.clone();
+        move || match &pid {
+            Some(p) => (rss_kb(p), fd_count(p)),
+            None => (None, None),
+        }
+    };
+    let (load_done_tx, mut load_done) = watch::channel(false);
     let sampler = {
         let samples = samples.clone();
-        let pid = pid.clone();
+        let sample = sample.clone();
         let every = Duration::from_secs_f64(a.sample_secs);
         tokio::spawn(async move {
-            let begin = Instant::now();
             loop {
-                let (rss, fds) = match &pid {
-                    Some(p) => (rss_kb(p), fd_count(p)),
-                    None => (None, None),
-                };
+                let (rss, fds) = sample();
                 samples
                     .lock()
                     .unwrap()
-                    .push((begin.elapsed().as_secs_f64(), rss, fds));
-                if tokio::time::Instant::now() + every > until {
-                    return;
+                    .push((t0.elapsed().as_secs_f64(), rss, fds));
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = load_done.changed() => return,
                 }
-                tokio::time::sleep(every).await;
             }
         })
     };
@@ -409,7 +413,8 @@ pub async fn soak(common: &Common, a: &SoakArgs) -> Result<Report, String> {
             let mut seq = 0u64;
             loop {
                 let at = start + Duration::from_secs_f64(seq as f64 / rate.max(1e-9));
-                if at >= until || rate <= 0.0 {
+                // A publisher that fell behind (a saturated machine) stops at the end too.
+                if at >= until || tokio::time::Instant::now() >= until || rate <= 0.0 {
                     return seq;
                 }
                 tokio::time::sleep_until(at).await;
@@ -448,7 +453,7 @@ pub async fn soak(common: &Common, a: &SoakArgs) -> Result<Report, String> {
                 let mut sent = HashSet::new();
                 loop {
                     let at = start + Duration::from_secs_f64(seq as f64 / rate.max(1e-9));
-                    if at >= until || rate <= 0.0 {
+                    if at >= until || tokio::time::Instant::now() >= until || rate <= 0.0 {
                         break;
                     }
                     // Read what arrived meanwhile (pings, rejections) until it is time to send.
@@ -569,8 +574,15 @@ pub async fn soak(common: &Common, a: &SoakArgs) -> Result<Report, String> {
     let _ = churn.await;
     let joined = joins.await.unwrap_or_default();
     let load_s = t0.elapsed().as_secs_f64();
+    let _ = load_done_tx.send(true);
     let _ = sampler.await;
     tokio::time::sleep(Duration::from_secs_f64(a.drain)).await;
+    // One more sample once everything short-lived has gone: what the server keeps.
+    let (rss, fds) = sample();
+    samples
+        .lock()
+        .unwrap()
+        .push((t0.elapsed().as_secs_f64(), rss, fds));
 
     // Who is in the presence channel now: only the watchers.
     let users = presence_users(&target).await;

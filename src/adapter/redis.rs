@@ -18,9 +18,9 @@
 //! heartbeats for `node_expiry` is forgotten: its members leave (each node tells its own
 //! subscribers, so every client hears `member_removed` once). See DESIGN.md.
 
-use super::{Adapter, ClusterEvent, Remote};
 use crate::apps::App;
 use crate::broadcaster::Broadcaster;
+use crate::hub::{Adapter, ClusterEvent, Remote};
 use crate::hub::{Hub, HubSettings, SocketId};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;

@@ -4,7 +4,7 @@
 use super::{authorize, ApiError};
 use crate::apps::App;
 use crate::hub::SocketId;
-use crate::protocol::{validate_channel_name, ChannelKind};
+use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -92,7 +92,7 @@ pub fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
     if channels.len() > 1
         && channels
             .iter()
-            .any(|c| ChannelKind::of(c).kind == ChannelKind::Encrypted)
+            .any(|c| ChannelInfo::of(c).kind == ChannelKind::Encrypted)
     {
         return Err(ApiError::BadRequest(
             "Events to encrypted channels must name exactly one channel".into(),
@@ -129,7 +129,7 @@ async fn channel_info(state: &AppState, app_id: &str, ev: &ValidEvent) -> Value 
     for c in &ev.channels {
         let stats = state.hub.cluster_channel(app_id, c).await;
         let mut attrs = Map::new();
-        let presence = ChannelKind::of(c).kind == ChannelKind::Presence;
+        let presence = ChannelInfo::of(c).kind == ChannelKind::Presence;
         for attr in &ev.info {
             match attr.as_str() {
                 "subscription_count" => {

@@ -3,7 +3,7 @@
 //! the whole cluster when an adapter joins several nodes.
 
 use super::{authorize, query_param, ApiError};
-use crate::protocol::{validate_channel_name, ChannelKind};
+use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -70,7 +70,7 @@ pub async fn channel(
     let (app, params) = authorize(&state, &app_id, &method, &uri, &body)?;
     check_channel(&app, &channel)?;
     let info = info_list(&params);
-    let kind = ChannelKind::of(&channel);
+    let kind = ChannelInfo::of(&channel);
     let presence = kind.kind == ChannelKind::Presence;
     if info.iter().any(|i| i == "user_count") && !presence {
         return Err(ApiError::BadRequest(
@@ -117,7 +117,7 @@ pub async fn users(
 ) -> Result<Json<Value>, ApiError> {
     let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
     check_channel(&app, &channel)?;
-    if ChannelKind::of(&channel).kind != ChannelKind::Presence {
+    if ChannelInfo::of(&channel).kind != ChannelKind::Presence {
         return Err(ApiError::BadRequest(
             "Users can only be listed for presence channels".into(),
         ));
@@ -165,14 +165,13 @@ pub async fn terminate_connections_short(
 }
 
 fn terminate(state: &AppState, app_id: &str, user_id: &str) -> Result<Json<Value>, ApiError> {
-    if user_id.is_empty() || user_id.len() > 200 {
+    let max = state
+        .hub
+        .app_by_id(app_id)
+        .map_or(0, |app| app.max_user_id_len);
+    if user_id.is_empty() || user_id.len() > max {
         return Err(ApiError::BadRequest("Invalid user id".into()));
     }
     state.hub.terminate_user(app_id, user_id);
-    state
-        .hub
-        .tell_cluster(app_id, || crate::adapter::ClusterEvent::Terminate {
-            user_id: user_id.to_string(),
-        });
     Ok(Json(json!({})))
 }

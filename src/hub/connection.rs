@@ -7,13 +7,16 @@
 //! dropped and the connection is marked to close with 4100, so a slow client never slows the
 //! publisher or the others.
 
+use super::events::HubEvent;
+use super::recovery::LineageCursors;
+use super::registry::AppHub;
 use crate::apps::App;
 use crate::protocol::ErrorCode;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::task::Waker;
@@ -103,6 +106,8 @@ pub struct ConnState {
     pub user: Option<Arc<str>>,
     /// Users this connection watches (after sign-in with a watchlist).
     pub watchlist: Vec<Arc<str>>,
+    /// Recovery cursors, for a connection with a lineage that joined recovered channels.
+    pub(crate) lineage: Option<Box<LineageCursors>>,
 }
 
 impl ConnState {
@@ -114,8 +119,17 @@ impl ConnState {
 /// The hub's handle on one live connection.
 pub struct Connection {
     pub socket_id: SocketId,
-    pub app: Arc<App>,
+    /// The app's share of the hub: its settings, channels and users.
+    app_hub: Arc<AppHub>,
     max_queue: usize,
+    /// The lineage id from the path (`/l/{lineage}/app/{key}`): missed-message recovery.
+    lineage: Option<Arc<str>>,
+    /// The client closed with 1000/1001: its lineage's place is not kept.
+    clean_close: AtomicBool,
+    /// A newer connection of the same lineage took over its recovery cursors.
+    pub(super) superseded: AtomicBool,
+    /// `pusher:ping`s sent (recovery matches each pong to its ping by count).
+    pings: AtomicU32,
     outbox: Mutex<Outbox>,
     /// Milliseconds since [`clock_origin`] when the client last sent anything.
     last_seen_ms: AtomicU64,
@@ -131,23 +145,41 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("socket_id", &self.socket_id)
-            .field("app", &self.app.id)
+            .field("app", &self.app_hub.id)
             .finish()
     }
 }
 
 impl Connection {
-    pub fn new(app: Arc<App>, max_queue: usize) -> Connection {
+    pub(crate) fn new(
+        app_hub: Arc<AppHub>,
+        max_queue: usize,
+        lineage: Option<Arc<str>>,
+    ) -> Connection {
         Connection {
             socket_id: SocketId::generate(),
-            app,
+            app_hub,
             max_queue: max_queue.max(1),
+            lineage,
+            clean_close: AtomicBool::new(false),
+            superseded: AtomicBool::new(false),
+            pings: AtomicU32::new(0),
             outbox: Mutex::new(Outbox::default()),
             last_seen_ms: AtomicU64::new(now_ms()),
             pinged_at_ms: AtomicU64::new(0),
             waker: AtomicWaker::new(),
             state: Mutex::new(ConnState::default()),
         }
+    }
+
+    /// The app's current settings (a reload changes them for the next request).
+    pub fn app(&self) -> Arc<App> {
+        self.app_hub.app()
+    }
+
+    /// The app's share of the hub.
+    pub fn app_hub(&self) -> &Arc<AppHub> {
+        &self.app_hub
     }
 
     /// Queue a frame. Never blocks; on overflow the queue is dropped and the connection is
@@ -166,6 +198,10 @@ impl Connection {
             });
             drop(ob);
             self.waker.wake();
+            self.app_hub.node.emit(|| HubEvent::SlowConsumerClosed {
+                app_id: self.app_hub.id.clone(),
+                socket_id: self.socket_id,
+            });
             return;
         }
         let was_empty = ob.queue.is_empty();
@@ -234,6 +270,26 @@ impl Connection {
         }
     }
 
+    /// Queue a `pusher:ping`; its number (the pong answering it is the same one).
+    pub(crate) fn ping(&self) -> u32 {
+        self.push(crate::protocol::ping());
+        self.pings.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// The lineage id this connection came with, if any.
+    pub fn lineage(&self) -> Option<&Arc<str>> {
+        self.lineage.as_ref()
+    }
+
+    /// The client sent a Close frame with 1000 or 1001: a deliberate goodbye.
+    pub(crate) fn mark_clean_close(&self) {
+        self.clean_close.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn closed_cleanly(&self) -> bool {
+        self.clean_close.load(Ordering::Relaxed)
+    }
+
     pub fn is_subscribed(&self, channel: &str) -> bool {
         self.state.lock().subscription(channel).is_some()
     }
@@ -246,6 +302,13 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apps::Apps;
+    use crate::hub::{Hub, HubSettings};
+
+    fn test_connection(max_queue: usize) -> Connection {
+        let hub = Hub::new(Apps::new(vec![App::default()]), HubSettings::default());
+        Connection::new(hub.app("app-id").unwrap(), max_queue, None)
+    }
 
     #[test]
     fn socket_ids_round_trip() {
@@ -264,7 +327,7 @@ mod tests {
 
     #[test]
     fn heartbeat_pings_after_silence_then_gives_up() {
-        let c = Connection::new(Arc::new(App::default()), 2);
+        let c = test_connection(2);
         let t0 = now_ms();
         assert_eq!(c.heartbeat(t0 + 500, 1000, 1000), Heartbeat::Alive);
         assert_eq!(c.heartbeat(t0 + 1000, 1000, 1000), Heartbeat::Ping);
@@ -277,7 +340,7 @@ mod tests {
 
     #[test]
     fn overflow_marks_close_and_drops_queue() {
-        let c = Connection::new(Arc::new(App::default()), 2);
+        let c = test_connection(2);
         c.push(Utf8Bytes::from_static("a"));
         c.push(Utf8Bytes::from_static("b"));
         c.push(Utf8Bytes::from_static("c"));

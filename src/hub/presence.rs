@@ -191,24 +191,6 @@ impl Presence {
     }
 }
 
-impl PresenceSnapshot {
-    /// The same block as `subscription_succeeded` carries.
-    pub fn to_json(&self) -> String {
-        let block = Block {
-            presence: Inner {
-                ids: self.members.iter().map(|(k, _)| k.as_str()).collect(),
-                hash: self
-                    .members
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), &**v))
-                    .collect(),
-                count: self.members.len(),
-            },
-        };
-        serde_json::to_string(&block).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

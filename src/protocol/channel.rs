@@ -20,8 +20,8 @@ pub struct ChannelInfo {
 
 pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 
-impl ChannelKind {
-    /// Classify by prefix, testing the longest prefixes first.
+impl ChannelInfo {
+    /// Classify a channel name by prefix, testing the longest prefixes first.
     pub fn of(name: &str) -> ChannelInfo {
         let (kind, cache) = if name.starts_with("private-encrypted-cache-") {
             (ChannelKind::Encrypted, true)
@@ -44,15 +44,9 @@ impl ChannelKind {
         };
         ChannelInfo { kind, cache }
     }
+}
 
-    /// Private, encrypted and presence channels need a signature to join.
-    pub fn needs_auth(self) -> bool {
-        matches!(
-            self,
-            ChannelKind::Private | ChannelKind::Encrypted | ChannelKind::Presence
-        )
-    }
-
+impl ChannelKind {
     /// Client events are allowed on private and presence channels only.
     pub fn allows_client_events(self) -> bool {
         matches!(self, ChannelKind::Private | ChannelKind::Presence)
@@ -99,7 +93,7 @@ mod tests {
 
     #[test]
     fn kinds_by_prefix() {
-        let k = |n| ChannelKind::of(n);
+        let k = |n| ChannelInfo::of(n);
         assert_eq!(k("orders").kind, ChannelKind::Public);
         assert_eq!(k("private-a").kind, ChannelKind::Private);
         assert_eq!(k("private-encrypted-a").kind, ChannelKind::Encrypted);

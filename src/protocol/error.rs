@@ -13,8 +13,6 @@ pub enum ErrorCode {
     AppDisabled = 4003,
     /// App over its connection quota (error + close).
     OverConnectionQuota = 4004,
-    /// Path not found.
-    PathNotFound = 4005,
     /// Unsupported protocol version.
     UnsupportedProtocol = 4007,
     /// Unauthorized: bad sign-in, terminated by the app, client event from a non-member.

@@ -1,13 +1,15 @@
 //! The Pusher wire protocol: parsing client frames, building server frames, channel names.
 //!
-//! Pure code, no IO: the WebSocket layer hands text in and gets typed messages out; the hub and
-//! the HTTP API build the frames they send with the functions here, so every frame of a kind is
-//! encoded the same way, once. See `docs/pusher-protocol.md` §1–§4.
+//! Pure code, no IO, no state: the WebSocket layer hands text in and gets typed messages out;
+//! the hub and the HTTP API build the frames they send with the functions here, so every frame
+//! of a kind is encoded the same way, once. Its one outside type is the frame buffer itself
+//! (`Utf8Bytes`, the reference-counted text the socket writes without a copy). See
+//! `docs/pusher-protocol.md` §1–§4.
 
 pub mod channel;
 pub mod error;
 
-pub use channel::{validate_channel_name, ChannelKind, ChannelNameError};
+pub use channel::{validate_channel_name, ChannelInfo, ChannelKind};
 pub use error::ErrorCode;
 
 use axum::extract::ws::Utf8Bytes;
@@ -26,12 +28,12 @@ pub struct ClientFrame<'a> {
     pub data: Option<&'a RawValue>,
 }
 
-/// Why a client frame could not be read.
+/// Why a client frame could not be read (the refusal adds "Invalid message format: ").
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
-    #[error("Invalid message format: {0}")]
+    #[error("{0}")]
     Malformed(String),
-    #[error("Invalid message format: field '{0}' is missing or not a string")]
+    #[error("field '{0}' is missing")]
     MissingField(&'static str),
 }
 

@@ -11,6 +11,10 @@
 //! nothing else (see DESIGN.md, per-connection memory).
 
 pub(crate) mod handler;
+mod read_error;
+pub mod refusal;
+
+pub use refusal::Refusal;
 
 use crate::apps::App;
 use crate::hub::{CloseRequest, Connection, Hub};
@@ -27,9 +31,6 @@ use std::time::Duration;
 /// Oldest protocol version accepted (`?protocol=`); missing means 7.
 pub const MIN_PROTOCOL: u32 = 5;
 
-/// WebSocket close code for a frame over the size limit (RFC 6455 "message too big").
-pub const CLOSE_TOO_BIG: u16 = 1009;
-
 /// How long to wait for the client's close reply before dropping the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -44,25 +45,23 @@ const FRAMES_PER_POLL: usize = 32;
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
+    /// The lineage id of a `/l/{lineage}/app/{key}` path (missed-message recovery).
+    pub lineage: Option<Arc<str>>,
 }
 
 type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The future that runs one connection to its end: a refusal (error + close) or a [`ConnTask`].
 pub fn serve(
-    mut socket: WebSocket,
+    socket: WebSocket,
     hub: Arc<Hub>,
     handshake: Handshake,
 ) -> Either<BoxedClose, ConnTask> {
     let app = match check_handshake(&handshake) {
         Ok(app) => app,
-        Err((code, message)) => {
-            return Either::Left(Box::pin(async move {
-                finish(&mut socket, Ending::pusher(code, message)).await
-            }))
-        }
+        Err(refusal) => return Either::Left(Box::pin(refuse_handshake(socket, refusal))),
     };
-    match hub.connect(&app) {
+    match hub.connect_lineage(&app, handshake.lineage) {
         Ok(conn) => {
             tracing::debug!(app_id = %app.id, socket_id = %conn.socket_id, "connected");
             conn.push(protocol::connection_established(
@@ -71,84 +70,62 @@ pub fn serve(
             ));
             Either::Right(ConnTask::new(socket, hub, conn))
         }
-        Err(code) => Either::Left(Box::pin(async move {
-            let ending = Ending::pusher(code, "Application is over connection quota");
-            finish(&mut socket, ending).await
-        })),
+        Err(code) => {
+            let refusal = match code {
+                ErrorCode::OverConnectionQuota => Refusal::OverConnectionQuota,
+                // The hub does not know the app (it went away since the lookup).
+                _ => Refusal::AppDoesNotExist,
+            };
+            Either::Left(Box::pin(refuse_handshake(socket, refusal)))
+        }
     }
 }
 
-fn check_handshake(h: &Handshake) -> Result<Arc<App>, (ErrorCode, &'static str)> {
-    let app = h
-        .app
-        .clone()
-        .ok_or((ErrorCode::AppDoesNotExist, "Application does not exist"))?;
+async fn refuse_handshake(mut socket: WebSocket, refusal: Refusal) {
+    tracing::debug!(?refusal, "connection refused");
+    if let Some(ending) = Ending::of(&refusal, 0) {
+        finish(&mut socket, ending).await
+    }
+}
+
+fn check_handshake(h: &Handshake) -> Result<Arc<App>, Refusal> {
+    let app = h.app.clone().ok_or(Refusal::AppDoesNotExist)?;
     if !app.enabled {
-        return Err((ErrorCode::AppDisabled, "Application is disabled"));
+        return Err(Refusal::AppDisabled);
     }
     if let Some(p) = &h.protocol {
         match p.parse::<u32>() {
             Ok(v) if v >= MIN_PROTOCOL => {}
-            _ => {
-                return Err((
-                    ErrorCode::UnsupportedProtocol,
-                    "Unsupported protocol version",
-                ))
-            }
+            _ => return Err(Refusal::UnsupportedProtocol),
         }
     }
     Ok(app)
 }
 
-/// How a connection ends: a `pusher:error` first when there is a Pusher code to report, then
-/// the close frame.
-#[derive(Debug, Clone, Copy)]
+/// How a connection ends: the refusal's Pusher frame (if any), then the close frame.
+#[derive(Debug, Clone)]
 struct Ending {
-    error: Option<ErrorCode>,
+    frame: Option<Utf8Bytes>,
     code: u16,
     reason: &'static str,
 }
 
 impl Ending {
-    /// A Pusher error: reported with `pusher:error`, then the same close code.
-    fn pusher(code: ErrorCode, reason: &'static str) -> Ending {
-        Ending {
-            error: Some(code),
-            code: code.code(),
-            reason,
-        }
-    }
-
-    /// A WebSocket-level close (1002, 1009): no `pusher:error`.
-    fn websocket(code: u16, reason: &'static str) -> Ending {
-        Ending {
-            error: None,
-            code,
-            reason,
-        }
+    /// The ending of a refusal that closes the connection; `None` for one that does not.
+    fn of(refusal: &Refusal, echo_limit: usize) -> Option<Ending> {
+        let close = refusal.close()?;
+        Some(Ending {
+            frame: refusal.frame(echo_limit),
+            code: close.code,
+            reason: close.reason,
+        })
     }
 }
 
-impl From<CloseRequest> for Ending {
-    fn from(req: CloseRequest) -> Ending {
-        Ending {
-            error: req.send_error.then_some(req.code),
-            code: req.code.code(),
-            reason: req.message,
-        }
-    }
-}
-
-/// Send the ending's `pusher:error` (if any) and close frame.
+/// Send the ending's Pusher frame (if any) and close frame.
 async fn finish(socket: &mut WebSocket, ending: Ending) {
-    if let Some(code) = ending.error {
-        let _ = socket
-            .send(Message::Text(protocol::error(
-                Some(code),
-                ending.reason,
-                None,
-            )))
-            .await;
+    if let Some(frame) = ending.frame {
+        let _ = socket.send(Message::Text(frame)).await;
     }
     close(socket, ending.code, ending.reason).await;
 }
@@ -172,8 +149,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
-/// What the connection does after handling a frame.
-pub enum Flow {
+enum Flow {
     Continue,
     /// The client sent a close frame: tungstenite answers it; nothing more to do.
     ClientClosed,
@@ -266,14 +242,46 @@ impl ConnTask {
 
     fn handle(&mut self, msg: Message) -> Flow {
         self.session.conn().seen();
-        match msg {
+        let handled = match msg {
             Message::Text(text) => self.session.handle_text(text.as_str()),
             Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.session.handle_text(text),
-                Err(_) => self.session.invalid("binary frame is not UTF-8 JSON"),
+                Err(_) => Err(Refusal::invalid("binary frame is not UTF-8 JSON")),
             },
-            Message::Close(_) => Flow::ClientClosed,
-            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            Message::Close(frame) => {
+                if frame.is_some_and(|f| f.code == 1000 || f.code == 1001) {
+                    self.session.conn().mark_clean_close();
+                }
+                return Flow::ClientClosed;
+            }
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        };
+        if let Err(refusal) = handled {
+            self.refuse(refusal);
+        }
+        Flow::Continue
+    }
+
+    /// Tell the client about a refusal: the one place a refusal's frame is sent. One that
+    /// closes the connection does so once everything queued before it is written.
+    fn refuse(&mut self, refusal: Refusal) {
+        let conn = self.session.conn();
+        tracing::debug!(socket_id = %self.session.socket_id(), ?refusal, "refused");
+        if let Refusal::Subscription { channel, .. } = &refusal {
+            self.session
+                .hub()
+                .refused(conn, channel, &refusal.message());
+        }
+        let echo_limit = conn.app().max_channel_name_len;
+        match Ending::of(&refusal, echo_limit) {
+            Some(ending) => {
+                self.local_close.get_or_insert(ending);
+            }
+            None => {
+                if let Some(frame) = refusal.frame(echo_limit) {
+                    conn.push(frame);
+                }
+            }
         }
     }
 }
@@ -299,13 +307,13 @@ impl Future for ConnTask {
             // Close once everything queued before the request is out; a slow consumer whose
             // queue was dropped (4100) at once, since its socket is not draining.
             let ending = match written {
-                Written::All(Some(req)) => Some(Ending::from(req)),
+                Written::All(Some(req)) => Ending::of(&Refusal::Ended(req), 0),
                 Written::All(None) => this.local_close.take(),
                 Written::Busy => this
                     .conn()
                     .close_request()
                     .filter(|r| r.code == ErrorCode::OverCapacity)
-                    .map(Ending::from),
+                    .and_then(|req| Ending::of(&Refusal::Ended(req), 0)),
             };
             if let Some(ending) = ending {
                 this.socket = Some(socket);
@@ -326,7 +334,11 @@ impl Future for ConnTask {
                     }
                     Poll::Ready(Some(Err(e))) => {
                         progressed = true;
-                        this.local_close = Some(read_error(e));
+                        match read_error::refusal_for(&e) {
+                            Some(refusal) => this.refuse(refusal),
+                            // The socket is gone: nothing can be sent.
+                            None => return Poll::Ready(()),
+                        }
                     }
                     Poll::Ready(None) => return Poll::Ready(()),
                     Poll::Pending => {}
@@ -349,20 +361,7 @@ impl Future for ConnTask {
 impl Drop for ConnTask {
     fn drop(&mut self) {
         let conn = self.session.conn_arc();
-        tracing::debug!(app_id = %conn.app.id, socket_id = %conn.socket_id, "disconnected");
+        tracing::debug!(app_id = %conn.app_hub().app().id, socket_id = %conn.socket_id, "disconnected");
         self.session.hub().disconnect(conn);
-    }
-}
-
-fn read_error(e: axum::Error) -> Ending {
-    let text = e.to_string();
-    tracing::debug!(error = %text, "websocket read error");
-    if text.contains("Space limit exceeded")
-        || text.contains("too long")
-        || text.contains("too big")
-    {
-        Ending::websocket(CLOSE_TOO_BIG, "Frame too large")
-    } else {
-        Ending::websocket(1002, "Protocol error")
     }
 }

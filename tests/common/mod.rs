@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use futures_util::{SinkExt, StreamExt};
-use rf_broadcast::{apps::Apps, auth, App, AppState, Hub, HubSettings, ServerOptions};
+use rf_broadcast::testing::auth;
+use rf_broadcast::{App, AppState, Apps, Hub, HubSettings, ServerOptions};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;

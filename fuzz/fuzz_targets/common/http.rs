@@ -5,7 +5,9 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use rf_broadcast::testing::{router, sign_http_request, AppState, ServerOptions};
+use rf_broadcast::testing::auth::sign_http_request;
+use rf_broadcast::testing::router;
+use rf_broadcast::{AppState, ServerOptions};
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 

@@ -3,7 +3,8 @@
 //! connection leaves nothing behind when it goes.
 #![allow(dead_code)]
 
-use rf_broadcast::testing::{App, Apps, Hub, HubSettings, Session};
+use rf_broadcast::testing::{self, Session};
+use rf_broadcast::{App, Apps, Hub, HubSettings};
 use std::sync::{Arc, OnceLock};
 
 pub const APP_ID: &str = "fuzz-id";
@@ -33,6 +34,7 @@ pub fn hub() -> &'static Arc<Hub> {
             Apps::new(vec![app()]),
             HubSettings {
                 max_queued_frames: 64,
+                ..HubSettings::default()
             },
         )
     })
@@ -40,16 +42,29 @@ pub fn hub() -> &'static Arc<Hub> {
 
 /// A new connection's session, as `ws::serve` makes one after the handshake.
 pub fn session() -> Session {
-    let hub = hub();
-    let app = hub.apps().by_key(KEY).expect("the fuzz app").clone();
-    let conn = hub.connect(&app).expect("no connection quota");
-    Session::new(hub.clone(), conn)
+    testing::open_session(hub(), KEY).expect("the fuzz app takes connections")
+}
+
+/// One text frame through the session, and its refusal (if any) encoded as the socket task
+/// would send it: always JSON, and never longer than the frame that caused it plus a bound.
+pub fn handle(session: &mut Session, text: &str) {
+    if let Err(refusal) = session.handle_text(text) {
+        if let Some(frame) = refusal.frame(app().max_channel_name_len) {
+            let v: Result<serde_json::Value, _> = serde_json::from_str(frame.as_str());
+            assert!(v.is_ok(), "a refusal frame is not JSON: {}", frame.as_str());
+            assert!(
+                frame.len() <= 2048 + app().max_channel_name_len * 6,
+                "a {} byte refusal for a {} byte frame",
+                frame.len(),
+                text.len()
+            );
+        }
+    }
 }
 
 /// Disconnect a session as the socket task does when it ends.
 pub fn end(session: Session) {
-    let conn = session.conn_arc().clone();
-    session.hub().disconnect(&conn);
+    testing::close_session(session);
 }
 
 /// After every connection of an input went: no connection, channel or signed-in user is left.
