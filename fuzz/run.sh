@@ -6,6 +6,8 @@
 #   JOBS=2 fuzz/run.sh 300                 two targets at a time
 #   FUZZ_TARGET_DIR=DIR                    build there instead of fuzz/target (the test command
 #                                          keeps one under ~/.cache so fresh clones reuse it)
+#   FUZZ_BUILD_ARGS=--dev                  unoptimised build (quicker to build; the test
+#                                          command's 3 s runs use it)
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`); the test command
 # runs `fuzz/run.sh 3` and skips it, saying so, when either is missing.
 set -uo pipefail
@@ -32,6 +34,8 @@ DIR_ARGS=()
 if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
   DIR_ARGS=(--target-dir "$FUZZ_TARGET_DIR")
 fi
+# shellcheck disable=SC2206
+DIR_ARGS+=(${FUZZ_BUILD_ARGS:-})
 nice -n 19 cargo +nightly fuzz build "${DIR_ARGS[@]}" || { echo "fuzz: the targets do not build"; exit 1; }
 
 LOGS=fuzz/logs

@@ -39,7 +39,8 @@ fi
 step "loadgen soak (60 s)" loadgen/soak.sh 60 10
 # Each fuzz target for 3 s so they keep building (skipped, saying so, without nightly or
 # cargo-fuzz). The build is kept under ~/.cache so a fresh clone does not rebuild it.
-step "fuzz (3 s per target)" env FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rf-broadcast/fuzz-target}" \
+step "fuzz (3 s per target)" env FUZZ_BUILD_ARGS="${FUZZ_BUILD_ARGS:---dev}" \
+  FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rf-broadcast/fuzz-target}" \
   fuzz/run.sh 3
 step "cargo deny" scripts/deny.sh
 
