@@ -1,10 +1,10 @@
 //! Channel names: validation and the kind a name's prefix selects. A name that passes is
-//! 1 to `max` bytes; the kind never panics, and only private, presence and encrypted kinds
-//! need a signature.
+//! 1 to `max` bytes; every `private-` and `presence-` name is of a kind that needs a signature,
+//! `#server-to-user-` ones are for their user only, and only the rest are public.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::{validate_channel_name, ChannelKind};
+use rf_broadcast::testing::{validate_channel_name, ChannelInfo, ChannelKind};
 
 const MAX: usize = 200;
 
@@ -18,17 +18,23 @@ fuzz_target!(|data: &[u8]| {
             name.len()
         );
     }
-    let info = ChannelKind::of(&name);
-    if info.kind.needs_auth() {
-        assert!(
-            name.starts_with("private-") || name.starts_with("presence-"),
-            "{name:?} needs auth without a private/presence prefix"
-        );
-    }
-    if name.starts_with("private-") || name.starts_with("presence-") {
-        assert!(
-            info.kind.needs_auth(),
+    let info = ChannelInfo::of(&name);
+    let signed = name.starts_with("private-") || name.starts_with("presence-");
+    let for_user = name.starts_with("#server-to-user-");
+    match info.kind {
+        ChannelKind::Private | ChannelKind::Encrypted | ChannelKind::Presence => {
+            assert!(
+                signed,
+                "{name:?} needs a signature without a private/presence prefix"
+            )
+        }
+        ChannelKind::ServerToUser => assert!(for_user, "{name:?}"),
+        ChannelKind::Public => assert!(
+            !signed && !for_user,
             "{name:?} would be joined without a signature"
-        );
+        ),
+    }
+    if info.cache {
+        assert!(name.contains("cache-"), "{name:?} is a cache channel");
     }
 });

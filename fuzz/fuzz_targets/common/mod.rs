@@ -71,18 +71,18 @@ pub fn end(session: Session) {
 pub fn assert_nothing_left() {
     let hub = hub();
     assert_eq!(
-        hub.connection_count(),
+        testing::connection_count(hub),
         0,
         "a connection outlived its socket"
     );
-    let left = hub.channels(APP_ID, "");
-    assert!(
-        left.is_empty(),
-        "channels left occupied: {:?}",
-        left.iter().map(|c| &c.0).collect::<Vec<_>>()
+    assert_eq!(
+        testing::occupied_channels(hub, APP_ID, ""),
+        0,
+        "channels left occupied"
     );
-    assert!(
-        hub.signed_in_users(APP_ID).is_empty(),
+    assert_eq!(
+        testing::signed_in_users(hub, APP_ID),
+        0,
         "users left signed in"
     );
 }
