@@ -2,7 +2,8 @@
 # Installs everything the compat suite needs, on a fresh machine (run as root) or an
 # already-prepared one (idempotent: each step is skipped when its result is already there).
 #   1. npm ci                         -> node_modules from package-lock.json (exact versions)
-#   2. .venv with pusher==3.3.4       -> the Python server SDK
+#   2. .venv with pusher==3.3.4       -> the Python server SDK, and prometheus_client (the
+#                                        metrics test parses /metrics with its text parser)
 #   3. Debian's chromium              -> /usr/bin/chromium for the headless browser tests
 # When a Debian package is missing and this is not root, it stops with the command to run.
 set -euo pipefail
@@ -31,14 +32,14 @@ fi
 
 # 2. Python venv with the pusher SDK.
 PY_PUSHER_VERSION=3.3.4
-if ! .venv/bin/python -c "import pusher, importlib.metadata as m; assert m.version('pusher') == '$PY_PUSHER_VERSION'" 2>/dev/null; then
-  echo "compat-tests setup: Python venv with pusher==$PY_PUSHER_VERSION"
+if ! .venv/bin/python -c "import pusher, prometheus_client, importlib.metadata as m; assert m.version('pusher') == '$PY_PUSHER_VERSION'" 2>/dev/null; then
+  echo "compat-tests setup: Python venv with pusher==$PY_PUSHER_VERSION and prometheus_client"
   if ! python3 -m venv .venv 2>/dev/null; then
     # Debian's python3 lacks ensurepip until python3-venv is installed.
     apt_install python3-venv
     rm -rf .venv && python3 -m venv .venv
   fi
-  # py/requirements.txt pins pusher==3.3.4 and its dependencies (pip freeze of a working venv).
+  # py/requirements.txt pins pusher==3.3.4, prometheus_client and their dependencies.
   .venv/bin/pip install --disable-pip-version-check -q -r py/requirements.txt
 fi
 

@@ -3,6 +3,8 @@
 //! Every limit a peer can run into is a named field here with a documented default; the
 //! command line (`config.rs`) or an apps file fills them in.
 
+mod origins;
+
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -49,6 +51,12 @@ pub struct App {
     pub cache_ttl: u64,
     /// Most watchlist ids honoured per sign-in (4302 beyond).
     pub max_watchlist: usize,
+    /// Origins whose pages may connect (`https://*.example.com`, `example.com`); empty or
+    /// `*`: any. Another origin gets `pusher:error` 4009 and close 4009.
+    pub allowed_origins: Vec<String>,
+    /// HTTP API requests per second this app may make (cluster-wide with the Redis adapter);
+    /// beyond it: 429 with `Retry-After`. `None`: no limit.
+    pub api_request_rate: Option<u32>,
     /// Missed-message recovery: seconds a dropped connection's place is kept, and events are
     /// buffered for it (0: off). Clients opt in with a lineage path (`/l/{id}/app/{key}`).
     pub recovery_window: u64,
@@ -85,6 +93,8 @@ impl Default for App {
             max_channels_per_connection: 1_000,
             cache_ttl: 1_800,
             max_watchlist: 100,
+            allowed_origins: Vec::new(),
+            api_request_rate: None,
             recovery_window: 0,
             recovery_channels: Vec::new(),
             recovery_max_events: 100,
@@ -102,6 +112,11 @@ impl App {
             secret: secret.into(),
             ..App::default()
         }
+    }
+
+    /// Whether a page of `origin` (the upgrade's `Origin` header) may connect.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        origins::origin_allowed(&self.allowed_origins, origin)
     }
 }
 

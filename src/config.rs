@@ -46,7 +46,7 @@ pub struct Cli {
     #[arg(long, env = "RF_DEV_AUTH")]
     pub dev_auth: bool,
     /// Allow client events (client-*) on private and presence channels.
-    #[arg(long, env = "RF_CLIENT_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "RF_CLIENT_EVENTS", default_value_t = App::default().client_events, action = clap::ArgAction::Set)]
     pub client_events: bool,
     /// Send pusher_internal:subscription_count to subscribers of non-presence channels.
     #[arg(long, env = "RF_SUBSCRIPTION_COUNT")]
@@ -55,37 +55,37 @@ pub struct Cli {
     #[arg(long, env = "RF_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
     /// activity_timeout sent to clients, seconds; a silent client is pinged after this long.
-    #[arg(long, env = "RF_ACTIVITY_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "RF_ACTIVITY_TIMEOUT", default_value_t = App::default().activity_timeout, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub activity_timeout: u64,
     /// Seconds to wait for any frame after a server ping before closing with 4201.
-    #[arg(long, env = "RF_PONG_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "RF_PONG_TIMEOUT", default_value_t = App::default().pong_timeout, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pong_timeout: u64,
     /// Client events per second per connection (excess answered with 4301).
-    #[arg(long, env = "RF_CLIENT_EVENT_RATE", default_value_t = 10)]
+    #[arg(long, env = "RF_CLIENT_EVENT_RATE", default_value_t = App::default().client_event_rate)]
     pub client_event_rate: u32,
     /// Largest event data (HTTP or client event), bytes; larger gets 413 / 4301.
-    #[arg(long, env = "RF_MAX_EVENT_BYTES", default_value_t = 10_240)]
+    #[arg(long, env = "RF_MAX_EVENT_BYTES", default_value_t = App::default().max_event_bytes)]
     pub max_event_bytes: usize,
     /// Most distinct users in one presence channel.
-    #[arg(long, env = "RF_MAX_PRESENCE_MEMBERS", default_value_t = 100)]
+    #[arg(long, env = "RF_MAX_PRESENCE_MEMBERS", default_value_t = App::default().max_presence_members)]
     pub max_presence_members: usize,
     /// Largest presence channel_data, bytes.
-    #[arg(long, env = "RF_MAX_PRESENCE_MEMBER_BYTES", default_value_t = 2_048)]
+    #[arg(long, env = "RF_MAX_PRESENCE_MEMBER_BYTES", default_value_t = App::default().max_presence_member_bytes)]
     pub max_presence_member_bytes: usize,
     /// Longest channel name.
-    #[arg(long, env = "RF_MAX_CHANNEL_NAME", default_value_t = 200)]
+    #[arg(long, env = "RF_MAX_CHANNEL_NAME", default_value_t = App::default().max_channel_name_len)]
     pub max_channel_name: usize,
     /// Most channels per HTTP event.
-    #[arg(long, env = "RF_MAX_CHANNELS_PER_EVENT", default_value_t = 100)]
+    #[arg(long, env = "RF_MAX_CHANNELS_PER_EVENT", default_value_t = App::default().max_channels_per_event)]
     pub max_channels_per_event: usize,
     /// Most events per batch.
-    #[arg(long, env = "RF_MAX_BATCH_EVENTS", default_value_t = 10)]
+    #[arg(long, env = "RF_MAX_BATCH_EVENTS", default_value_t = App::default().max_batch_events)]
     pub max_batch_events: usize,
     /// Most channels one connection may join.
-    #[arg(long, env = "RF_MAX_CHANNELS_PER_CONNECTION", default_value_t = 1_000)]
+    #[arg(long, env = "RF_MAX_CHANNELS_PER_CONNECTION", default_value_t = App::default().max_channels_per_connection)]
     pub max_channels_per_connection: usize,
     /// Seconds a cache channel keeps its last event.
-    #[arg(long, env = "RF_CACHE_TTL", default_value_t = 1_800)]
+    #[arg(long, env = "RF_CACHE_TTL", default_value_t = App::default().cache_ttl)]
     pub cache_ttl: u64,
     /// Missed-message recovery window in seconds (0: off); clients opt in with a lineage path.
     #[arg(long, env = "RF_RECOVERY_WINDOW", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -142,6 +142,32 @@ pub struct Cli {
     /// members are removed (must exceed --node-heartbeat).
     #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
+    /// Origins whose pages may connect, comma-separated globs (`https://*.example.com`,
+    /// `example.com`); others get 4009. Empty: any origin.
+    #[arg(long, env = "RF_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// HTTP API requests per second per app (cluster-wide with --adapter redis); beyond it
+    /// 429 with Retry-After. 0 = no limit.
+    #[arg(long, env = "RF_API_REQUEST_RATE", default_value_t = 0)]
+    pub api_request_rate: u32,
+    /// Serve Prometheus metrics at GET /metrics on their own listener.
+    #[arg(long, env = "RF_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// Address of the metrics listener [env: RF_METRICS_HOST] [default: 127.0.0.1]
+    #[arg(long)]
+    pub metrics_host: Option<String>,
+    /// Port of the metrics listener (0 picks a free one) [env: RF_METRICS_PORT] [default: 9601]
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+}
+
+/// Where the metrics listener goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen {
+    pub addr: SocketAddr,
+    /// Set by a flag or variable: failing to bind it is fatal. The default address is
+    /// best-effort (a second node on the same machine logs a warning and serves on).
+    pub explicit: bool,
 }
 
 /// Everything the binary needs, resolved and checked.
@@ -157,6 +183,8 @@ pub struct Config {
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
+    /// The metrics listener; `None` with `--metrics false`.
+    pub metrics: Option<MetricsListen>,
 }
 
 /// A configuration mistake: printed on one line, exit code 2.
@@ -259,6 +287,13 @@ impl Cli {
             client_event_rate: self.client_event_rate,
             max_channels_per_connection: self.max_channels_per_connection,
             cache_ttl: self.cache_ttl,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            api_request_rate: (self.api_request_rate > 0).then_some(self.api_request_rate),
             recovery_window: self.recovery_window,
             recovery_channels: self.recovery_channels.clone(),
             recovery_max_events: self.recovery_max_events,
@@ -323,7 +358,9 @@ impl Cli {
             }
             _ => None,
         };
+        let metrics = self.metrics_listen(env)?;
         Ok(Config {
+            metrics,
             redis,
             addr: SocketAddr::new(ip, port),
             apps,
@@ -341,6 +378,40 @@ impl Cli {
             socket_send_buffer: self.socket_send_buffer,
             log_level: self.log_level,
         })
+    }
+}
+
+impl Cli {
+    fn metrics_listen(&self, env: &dyn Env) -> Result<Option<MetricsListen>, ConfigError> {
+        if !self.metrics {
+            return Ok(None);
+        }
+        let host = self
+            .metrics_host
+            .clone()
+            .or_else(|| env.var("RF_METRICS_HOST"));
+        let port = match self.metrics_port {
+            Some(p) => Some(p),
+            None => match env.var("RF_METRICS_PORT") {
+                Some(raw) => Some(
+                    raw.parse()
+                        .map_err(|_| ConfigError::Invalid("metrics port", raw.clone()))?,
+                ),
+                None => None,
+            },
+        };
+        let explicit = host.is_some() || port.is_some();
+        let host = host.unwrap_or_else(|| "127.0.0.1".into());
+        let ip: IpAddr = if host == "localhost" {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            host.parse()
+                .map_err(|_| ConfigError::Invalid("metrics host (an IP address)", host))?
+        };
+        Ok(Some(MetricsListen {
+            addr: SocketAddr::new(ip, port.unwrap_or(9601)),
+            explicit,
+        }))
     }
 }
 
@@ -505,5 +576,49 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["x", "--port", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--activity-timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn origins_rates_and_the_metrics_listener() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.apps[0].allowed_origins.is_empty());
+        assert_eq!(c.apps[0].api_request_rate, None);
+        assert_eq!(
+            c.metrics,
+            Some(MetricsListen {
+                addr: "127.0.0.1:9601".parse().unwrap(),
+                explicit: false
+            })
+        );
+        let c = resolve(
+            &[
+                "--allowed-origins",
+                "https://*.example.com, example.org",
+                "--api-request-rate",
+                "50",
+                "--metrics-port",
+                "9700",
+            ],
+            &[("RF_METRICS_HOST", "0.0.0.0")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.apps[0].allowed_origins,
+            ["https://*.example.com", "example.org"]
+        );
+        assert_eq!(c.apps[0].api_request_rate, Some(50));
+        assert_eq!(
+            c.metrics,
+            Some(MetricsListen {
+                addr: "0.0.0.0:9700".parse().unwrap(),
+                explicit: true
+            })
+        );
+        assert!(resolve(&["--metrics", "false"], &[])
+            .unwrap()
+            .metrics
+            .is_none());
+        assert!(resolve(&[], &[("RF_METRICS_PORT", "x")]).is_err());
+        assert!(resolve(&["--metrics-host", "nope"], &[]).is_err());
     }
 }

@@ -3,8 +3,8 @@
 //! secret, so a front end can be tried with no back end; plus the demo page. Never enable it
 //! in production: anyone can join any channel as anyone.
 
+use crate::api::{AppState, Publication, Query};
 use crate::auth;
-use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -51,7 +51,8 @@ fn fields(headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
             })
             .unwrap_or_default()
     } else {
-        crate::api::parse_query(&String::from_utf8_lossy(body))
+        Query::parse(&String::from_utf8_lossy(body))
+            .into_pairs()
             .into_iter()
             .collect()
     }
@@ -151,14 +152,16 @@ async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(app) = state.hub.apps().first().cloned() else {
         return bad("no app");
     };
-    if let Err(e) = crate::protocol::validate_channel_name(channel, app.max_channel_name_len) {
-        return bad(&e.to_string());
-    }
     let data = match v.get("data") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
         None => "{}".into(),
     };
-    state.hub.publish(&app.id, &[channel], event, &data, None);
-    cors(Json(json!({})))
+    match Publication::check(&app, event.into(), data, vec![channel.into()], None) {
+        Ok(publication) => {
+            publication.send(&state.hub);
+            cors(Json(json!({})))
+        }
+        Err(e) => bad(&e.to_string()),
+    }
 }

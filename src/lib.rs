@@ -32,12 +32,13 @@ mod broadcaster;
 mod config;
 mod dev;
 mod hub;
+mod metrics;
 mod protocol;
 mod server;
 mod ws;
 
 // The library face: what an embedding app uses.
-pub use adapter::redis::{RedisAdapter, RedisBroadcaster, RedisSettings};
+pub use adapter::redis::{RedisAdapter, RedisSettings};
 pub use apps::App;
 pub use authorize::{
     authorization_router, Authorizer, AuthorizerBuilder, ChannelParams, JwtKeyError, JwtResolver,
@@ -45,7 +46,7 @@ pub use authorize::{
 };
 pub use broadcaster::{
     websocket_router, websocket_router_with, BroadcastError, Broadcaster, Channel, Event, Member,
-    MemoryBroadcaster, SimpleEvent,
+    MemoryBroadcaster, RedisBroadcaster, SimpleEvent,
 };
 // What `serve` and `RedisAdapter::start` take: a hub and its settings.
 pub use apps::Apps;
@@ -55,7 +56,8 @@ pub use server::{serve, AppState, ServerOptions};
 /// What the `rf-broadcast` binary needs beyond the library face: the command line.
 #[doc(hidden)]
 pub mod cli {
-    pub use crate::config::{Cli, Config, ProcessEnv};
+    pub use crate::config::{Cli, Config, MetricsListen, ProcessEnv};
+    pub use crate::metrics::{serve_metrics, Metrics};
 }
 
 #[doc(hidden)]

@@ -2,9 +2,8 @@
 //! SIGTERM. Everything else lives in the library.
 
 use clap::Parser;
-use rf_broadcast::cli::{Cli, Config, ProcessEnv};
+use rf_broadcast::cli::{serve_metrics, Cli, Config, Metrics, MetricsListen, ProcessEnv};
 use rf_broadcast::{AppState, Apps, Hub};
-use std::sync::Arc;
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
 // RSS per idle connection (BENCHMARKS.md). Library users keep their own allocator.
@@ -188,16 +187,62 @@ async fn run(config: Config) -> Result<(), Failure> {
              Demo page: http://{addr}/demo"
         );
     }
-    let state = AppState {
-        hub,
-        options: Arc::new(config.server.clone()),
-    };
+    let mut state = AppState::new(hub, config.server.clone());
+    if let Some(listen) = config.metrics {
+        if let Some(listener) = bind_metrics(listen).await {
+            let metrics = Metrics::new();
+            if let Some(adapter) = &adapter {
+                let adapter = adapter.clone();
+                metrics.set_adapter("redis", move || adapter.connected());
+            }
+            state = state.with_metrics(&metrics);
+            tokio::spawn(async move {
+                if let Err(e) = serve_metrics(listener, metrics).await {
+                    tracing::warn!("metrics listener stopped: {e}");
+                }
+            });
+        }
+    }
+    if let Some(redis) = &config.redis {
+        state = state
+            .with_redis_rate_limits(redis)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    }
     let result = rf_broadcast::serve(listener, state, shutdown_signal()).await;
     if let Some(adapter) = adapter {
         // Let the other nodes hear that this node's members left.
         adapter.flush(std::time::Duration::from_secs(2)).await;
     }
     Ok(result?)
+}
+
+/// Bind the metrics listener. An address the operator chose must be free (exit 2 otherwise);
+/// the default one is best-effort, so a second node on the same machine still starts.
+async fn bind_metrics(listen: MetricsListen) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen.addr).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().map_or(listen.addr, |a| a);
+            tracing::info!("metrics: http://{addr}/metrics");
+            Some(listener)
+        }
+        Err(e) if listen.explicit => {
+            eprintln!(
+                "rf-broadcast: cannot listen for metrics on {}: {e}; pick another address with \
+                 --metrics-host/--metrics-port (or RF_METRICS_HOST/RF_METRICS_PORT), or turn \
+                 metrics off with --metrics false",
+                listen.addr
+            );
+            std::process::exit(2);
+        }
+        Err(e) => {
+            tracing::warn!(
+                "metrics are off: cannot listen on the default {} ({e}); set --metrics-port to \
+                 serve them elsewhere",
+                listen.addr
+            );
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -2,10 +2,12 @@
 //! development routes when asked for, and graceful shutdown (every
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 
+pub use crate::api::{AppState, ServerOptions};
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -20,42 +22,6 @@ use tokio::net::TcpListener;
 /// flight. tungstenite's default is 128 KiB per connection.
 const READ_BUFFER_BYTES: usize = 256;
 
-/// Node-wide settings of the HTTP and WebSocket layers.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Largest WebSocket message (and frame) a client may send, in bytes; bigger closes 1009.
-    pub max_frame_bytes: usize,
-    /// Largest HTTP API request body, in bytes; bigger answers 413.
-    pub max_request_bytes: usize,
-    /// Serve the development auth endpoints and the demo page.
-    pub dev_auth: bool,
-    /// How long shutdown waits for connections to close.
-    pub shutdown_grace: Duration,
-    /// Serve everything under this path (`/ws` → `/ws/app/{key}`, `/ws/apps/{id}/...`), as
-    /// pusher-js's `wsPath` and the PHP SDK's `path` option expect; signatures are still
-    /// checked over the path without it. Empty: served at the root.
-    pub path_prefix: String,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            max_frame_bytes: 64 * 1024,
-            max_request_bytes: 1024 * 1024,
-            dev_auth: false,
-            shutdown_grace: Duration::from_secs(3),
-            path_prefix: String::new(),
-        }
-    }
-}
-
-/// What every handler sees.
-#[derive(Clone)]
-pub struct AppState {
-    pub hub: Arc<Hub>,
-    pub options: Arc<ServerOptions>,
-}
-
 /// All routes with their state: mount it in any axum app, or serve it with [`serve`].
 /// Mounting it starts the hub's once-a-second ticker (heartbeats, cache expiry, subscription
 /// counts) unless it runs already: once per hub, however many routers serve it.
@@ -66,7 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app/{key}", get(ws_upgrade))
         .route("/l/{lineage}/app/{key}", get(lineage_upgrade))
         .route("/up", get(|| async { "OK" }))
-        .merge(crate::api::routes());
+        .merge(crate::api::routes(&state));
     if state.options.dev_auth {
         router = router.merge(crate::dev::routes());
     }
@@ -93,40 +59,58 @@ async fn lineage_upgrade(
     State(state): State<AppState>,
     Path((lineage, key)): Path<(String, String)>,
     query: RawQuery,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !crate::hub::valid_lineage(&lineage) {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     }
-    upgrade_with(state, key, query, upgrade, Some(Arc::from(lineage)))
+    upgrade_with(
+        state,
+        key,
+        query,
+        headers,
+        upgrade,
+        Some(Arc::from(lineage)),
+    )
 }
 
 async fn ws_upgrade(
     State(state): State<AppState>,
     Path(key): Path<String>,
     query: RawQuery,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade_with(state, key, query, upgrade, None)
+    upgrade_with(state, key, query, headers, upgrade, None)
 }
 
 fn upgrade_with(
     state: AppState,
     key: String,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
     lineage: Option<Arc<str>>,
 ) -> Response {
-    let params = crate::api::parse_query(query.as_deref().unwrap_or(""));
-    let protocol = params
-        .into_iter()
-        .find(|(k, _)| k == "protocol")
-        .map(|(_, v)| v);
+    let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
+        .get("protocol")
+        .map(str::to_string);
     let handshake = Handshake {
         app: state.hub.app_by_key(&key),
         protocol,
+        origin: headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         lineage,
     };
+    if let (Some(metrics), Some(app)) = (&state.metrics, &handshake.app) {
+        // The ws layer refuses it after the upgrade; the hub never sees the connection.
+        if !app.origin_allowed(handshake.origin.as_deref()) {
+            metrics.refused(&app.id, "origin");
+        }
+    }
     let max = state.options.max_frame_bytes;
     let hub = state.hub.clone();
     hub.start_ticker();

@@ -240,21 +240,36 @@ async fn slow_consumer_is_closed_with_4100_and_others_keep_receiving() {
         }
         n
     });
-    // Twenty publishers at once, so the 2,000 events are out well within the server's
-    // bounded close of the slow client even on a loaded machine.
+    // Twenty publishers at once. The slow client starts reading only once 1,500 of the 2,000
+    // events are out (long after its queue of 50 overflowed), so it takes the 4100 close
+    // within the server's bounded close however loaded the machine is.
     let api = std::sync::Arc::new(api);
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let data = serde_json::to_string(&payload).unwrap();
     let publishers: Vec<_> = (0..20)
         .map(|_| {
-            let (api, data) = (api.clone(), data.clone());
+            let (api, data, sent) = (api.clone(), data.clone(), sent.clone());
             tokio::spawn(async move {
                 for _ in 0..100 {
                     let (status, _) = api.publish(&["firehose"], "big", &data).await;
                     assert_eq!(status, 200);
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
         })
         .collect();
+    let slow_reader = tokio::spawn(async move {
+        while sent.load(std::sync::atomic::Ordering::Relaxed) < 1500 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), slow.ws.next()).await {
+                Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    });
     for p in publishers {
         p.await.unwrap();
     }
@@ -263,18 +278,7 @@ async fn slow_consumer_is_closed_with_4100_and_others_keep_receiving() {
         2000,
         "the fast client got everything"
     );
-    // Now read the slow one: it was closed with 4100 at some point.
-    let mut saw = None;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), slow.ws.next()).await {
-            Ok(Some(Ok(Message::Close(f)))) => {
-                saw = f.map(|f| u16::from(f.code));
-                break;
-            }
-            Ok(Some(Ok(_))) => continue,
-            _ => break,
-        }
-    }
+    let saw = slow_reader.await.unwrap();
     assert_eq!(saw, Some(4100));
 }
 

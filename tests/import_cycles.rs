@@ -328,7 +328,6 @@ fn read_tree(src: &Path) -> Vec<(PathBuf, String)> {
 }
 
 #[test]
-#[ignore = "main still has import cycles (issue 9, item 1); the lead un-ignores this once they are gone"]
 fn no_import_cycles_between_top_level_modules() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let tree = read_tree(&src);

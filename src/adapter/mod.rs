@@ -8,3 +8,4 @@
 //! [`ClusterEvent`]: crate::hub::ClusterEvent
 
 pub mod redis;
+pub mod redis_counter;

@@ -18,10 +18,8 @@
 //! heartbeats for `node_expiry` is forgotten: its members leave (each node tells its own
 //! subscribers, so every client hears `member_removed` once). See DESIGN.md.
 
-use crate::apps::App;
-use crate::broadcaster::Broadcaster;
 use crate::hub::{Adapter, ClusterEvent, Remote};
-use crate::hub::{Hub, HubSettings, SocketId};
+use crate::hub::{Hub, SocketId};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -677,36 +675,6 @@ async fn watchdog(sh: Arc<Shared>) {
             tracing::warn!(node = %node, "redis adapter: node missed its heartbeats; removing its members");
             hub.forget_remote_node(&node);
         }
-    }
-}
-
-/// A [`Broadcaster`] whose hub is joined to other nodes over Redis: broadcasts reach every
-/// node's subscribers, presence answers for the cluster. Create it inside a tokio runtime.
-#[derive(Clone)]
-pub struct RedisBroadcaster {
-    hub: Arc<Hub>,
-    adapter: Arc<RedisAdapter>,
-}
-
-impl RedisBroadcaster {
-    pub fn new(
-        apps: Vec<App>,
-        settings: HubSettings,
-        redis: RedisSettings,
-    ) -> Result<RedisBroadcaster, String> {
-        let hub = Hub::new(crate::apps::Apps::new(apps), settings);
-        let adapter = RedisAdapter::start(&hub, redis)?;
-        Ok(RedisBroadcaster { hub, adapter })
-    }
-
-    pub fn adapter(&self) -> &Arc<RedisAdapter> {
-        &self.adapter
-    }
-}
-
-impl Broadcaster for RedisBroadcaster {
-    fn hub(&self) -> &Arc<Hub> {
-        &self.hub
     }
 }
 

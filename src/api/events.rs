@@ -1,11 +1,11 @@
 //! `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`: validate everything,
 //! then publish through the hub, and answer `{}` (or the requested channel info) with 200.
 
-use super::{authorize, ApiError};
+use super::query::split_list;
+use super::AppState;
+use super::{authorize, ApiError, Publication};
 use crate::apps::App;
-use crate::hub::SocketId;
-use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
-use crate::server::AppState;
+use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{Method, Uri};
@@ -29,12 +29,9 @@ pub struct EventBody {
     info: Option<String>,
 }
 
-/// An event that passed validation.
+/// An event that passed the gate, with the channel attributes its publisher asked for.
 pub struct ValidEvent {
-    pub name: String,
-    pub data: String,
-    pub channels: Vec<String>,
-    pub except: Option<SocketId>,
+    pub publication: Publication,
     pub info: Vec<String>,
 }
 
@@ -43,17 +40,11 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> 
         .map_err(|e| ApiError::BadRequest(format!("The request body is not valid JSON: {e}")))
 }
 
-/// Check one event against the app's limits.
+/// Read one event of the body and pass it through the publish gate.
 pub fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
     let name = ev
         .name
         .ok_or_else(|| ApiError::BadRequest("The event name is missing".into()))?;
-    if name.is_empty() || name.len() > app.max_event_name_len {
-        return Err(ApiError::BadRequest(format!(
-            "The event name must be 1 to {} characters",
-            app.max_event_name_len
-        )));
-    }
     let raw = ev
         .data
         .ok_or_else(|| ApiError::BadRequest("The event data is missing".into()))?;
@@ -64,69 +55,20 @@ pub fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
     } else {
         raw.get().to_string()
     };
-    if data.len() > app.max_event_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "The event data should be at most {} bytes (it is {})",
-            app.max_event_bytes,
-            data.len()
-        )));
-    }
-    let mut channels = match (ev.channels, ev.channel) {
+    let channels = match (ev.channels, ev.channel) {
         (Some(list), _) => list,
         (None, Some(one)) => vec![one],
-        (None, None) => return Err(ApiError::BadRequest("The event names no channels".into())),
+        (None, None) => Vec::new(),
     };
-    // A channel named twice gets the event once.
-    let mut seen = std::collections::HashSet::new();
-    channels.retain(|c| seen.insert(c.clone()));
-    if channels.is_empty() || channels.len() > app.max_channels_per_event {
-        return Err(ApiError::BadRequest(format!(
-            "An event must name 1 to {} channels",
-            app.max_channels_per_event
-        )));
-    }
-    for c in &channels {
-        validate_channel_name(c, app.max_channel_name_len)
-            .map_err(|e| ApiError::BadRequest(format!("Invalid channel '{c}': {e}")))?;
-    }
-    if channels.len() > 1
-        && channels
-            .iter()
-            .any(|c| ChannelInfo::of(c).kind == ChannelKind::Encrypted)
-    {
-        return Err(ApiError::BadRequest(
-            "Events to encrypted channels must name exactly one channel".into(),
-        ));
-    }
-    let except = match ev.socket_id.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(
-            SocketId::parse(s)
-                .ok_or_else(|| ApiError::BadRequest(format!("Invalid socket_id '{s}'")))?,
-        ),
-    };
-    let info = ev
-        .info
-        .map(|i| {
-            i.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(ValidEvent {
-        name,
-        data,
-        channels,
-        except,
-        info,
-    })
+    let publication = Publication::check(app, name, data, channels, ev.socket_id.as_deref())?;
+    let info = ev.info.as_deref().map(split_list).unwrap_or_default();
+    Ok(ValidEvent { publication, info })
 }
 
 /// The `info` attributes of one event's channels, after publishing (cluster-wide counts).
 async fn channel_info(state: &AppState, app_id: &str, ev: &ValidEvent) -> Value {
     let mut channels = Map::new();
-    for c in &ev.channels {
+    for c in &ev.publication.channels {
         let stats = state.hub.cluster_channel(app_id, c).await;
         let mut attrs = Map::new();
         let presence = ChannelInfo::of(c).kind == ChannelKind::Presence;
@@ -153,11 +95,9 @@ pub async fn events(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     let ev = validate(&app, parse_json(&body)?)?;
-    state
-        .hub
-        .publish(&app.id, &ev.channels, &ev.name, &ev.data, ev.except);
+    ev.publication.send(&state.hub);
     if ev.info.is_empty() {
         return Ok(Json(Value::Object(Map::new())));
     }
@@ -178,7 +118,7 @@ pub async fn batch_events(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     let batch: BatchBody = parse_json(&body)?;
     let batch = batch
         .batch
@@ -195,9 +135,7 @@ pub async fn batch_events(
         .map(|e| validate(&app, e))
         .collect::<Result<Vec<_>, _>>()?;
     for ev in &events {
-        state
-            .hub
-            .publish(&app.id, &ev.channels, &ev.name, &ev.data, ev.except);
+        ev.publication.send(&state.hub);
     }
     if events.iter().all(|e| e.info.is_empty()) {
         return Ok(Json(Value::Object(Map::new())));

@@ -3,12 +3,19 @@
 //! runs. Errors become an HTTP status and `{"error": "..."}` in one place ([`ApiError`]).
 
 mod events;
+mod observe;
+pub mod publish;
 mod queries;
+mod query;
+pub mod rate_limit;
 mod signature;
+mod state;
 
-pub use signature::{parse_query, verify};
+pub use publish::{check_channel, InvalidChannel, Publication, PublishError};
+pub use query::Query;
+pub use signature::verify;
+pub use state::{AppState, ServerOptions};
 
-use crate::server::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +34,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Over the app's `api_request_rate`: 429 with `Retry-After`.
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 impl ApiError {
@@ -37,6 +47,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -45,13 +56,21 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = serde_json::json!({ "error": self.to_string(), "code": status.as_u16() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests(_) = self {
+            // Windows are whole seconds: the next one starts within a second.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
-/// The API routes, to be given the server's state.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The API routes, to be given the server's state (timed and counted when metrics are on).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/apps/{app_id}/events", post(events::events))
         .route("/apps/{app_id}/batch_events", post(events::batch_events))
         .route("/apps/{app_id}/channels", get(queries::channels))
@@ -68,14 +87,22 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/users/{user_id}/terminate_connections",
             post(queries::terminate_connections_short),
-        )
+        );
+    match state.metrics {
+        Some(_) => routes.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::record,
+        )),
+        None => routes,
+    }
 }
 
 /// A verified request's app and decoded query.
-pub(crate) type Authorized = (std::sync::Arc<crate::apps::App>, Vec<(String, String)>);
+pub(crate) type Authorized = (std::sync::Arc<crate::apps::App>, Query);
 
-/// Find the app of a request and verify its signature; returns the app and decoded query.
-pub(crate) fn authorize(
+/// Find the app of a request, verify its signature and count it against the app's
+/// `api_request_rate`; returns the app and decoded query.
+pub(crate) async fn authorize(
     state: &AppState,
     app_id: &str,
     method: &axum::http::Method,
@@ -84,22 +111,29 @@ pub(crate) fn authorize(
 ) -> Result<Authorized, ApiError> {
     let app = state
         .hub
-        .apps()
-        .by_id(app_id)
-        .cloned()
+        .app_by_id(app_id)
         .ok_or_else(|| ApiError::NotFound(format!("The app {app_id} could not be found.")))?;
-    let params = parse_query(uri.query().unwrap_or(""));
-    verify(&app, method.as_str(), uri.path(), &params, body)?;
+    let query = Query::of(uri);
+    verify(&app, method.as_str(), uri.path(), &query, body)?;
     if !app.enabled {
         return Err(ApiError::Forbidden("Application is disabled".into()));
     }
-    Ok((app, params))
+    // Counted only once signed: nobody without the secret can spend an app's budget.
+    state.rate.admit(&app).await?;
+    Ok((app, query))
 }
 
-/// The value of a decoded query parameter.
-pub(crate) fn query_param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+impl From<InvalidChannel> for ApiError {
+    fn from(e: InvalidChannel) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> ApiError {
+        match e {
+            PublishError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+            _ => ApiError::BadRequest(e.to_string()),
+        }
+    }
 }

@@ -2,30 +2,15 @@
 //! `terminate_connections`. Answers are always JSON objects with status 200, and speak for
 //! the whole cluster when an adapter joins several nodes.
 
-use super::{authorize, query_param, ApiError};
-use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
-use crate::server::AppState;
+use super::AppState;
+use super::{authorize, check_channel, ApiError, Query};
+use crate::apps::App;
+use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{Method, Uri};
 use axum::Json;
 use serde_json::{json, Map, Value};
-
-fn info_list(params: &[(String, String)]) -> Vec<String> {
-    query_param(params, "info")
-        .map(|i| {
-            i.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn check_channel(app: &crate::apps::App, channel: &str) -> Result<(), ApiError> {
-    validate_channel_name(channel, app.max_channel_name_len)
-        .map_err(|e| ApiError::BadRequest(format!("Invalid channel '{channel}': {e}")))
-}
 
 /// `GET /apps/{app_id}/channels?filter_by_prefix=&info=user_count`
 pub async fn channels(
@@ -35,9 +20,9 @@ pub async fn channels(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, params) = authorize(&state, &app_id, &method, &uri, &body)?;
-    let prefix = query_param(&params, "filter_by_prefix").unwrap_or("");
-    let info = info_list(&params);
+    let (app, query) = authorize(&state, &app_id, &method, &uri, &body).await?;
+    let prefix = query.get("filter_by_prefix").unwrap_or("");
+    let info = query.list("info");
     let wants_users = info.iter().any(|i| i == "user_count");
     if wants_users && !prefix.starts_with("presence-") {
         return Err(ApiError::BadRequest(
@@ -67,9 +52,9 @@ pub async fn channel(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, params) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, query) = authorize(&state, &app_id, &method, &uri, &body).await?;
     check_channel(&app, &channel)?;
-    let info = info_list(&params);
+    let info = query.list("info");
     let kind = ChannelInfo::of(&channel);
     let presence = kind.kind == ChannelKind::Presence;
     if info.iter().any(|i| i == "user_count") && !presence {
@@ -115,7 +100,7 @@ pub async fn users(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
     check_channel(&app, &channel)?;
     if ChannelInfo::of(&channel).kind != ChannelKind::Presence {
         return Err(ApiError::BadRequest(
@@ -139,8 +124,8 @@ pub async fn terminate_connections(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (app, _) = authorize(&state, &app_id, &method, &uri, &body)?;
-    terminate(&state, &app.id, &user_id)
+    let (app, _) = authorize(&state, &app_id, &method, &uri, &body).await?;
+    terminate(&state, &app, &user_id)
 }
 
 /// `POST /users/{user_id}/terminate_connections`, as pusher-http-python 3.3.4 sends it: the
@@ -152,26 +137,26 @@ pub async fn terminate_connections_short(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let params = super::parse_query(uri.query().unwrap_or(""));
-    let key = query_param(&params, "auth_key").unwrap_or("");
+    let query = Query::of(&uri);
+    let key = query.get("auth_key").unwrap_or("");
     let app = state
         .hub
         .apps()
         .by_key(key)
         .cloned()
         .ok_or_else(|| ApiError::Unauthorized("Unknown auth_key".into()))?;
-    let (app, _) = authorize(&state, &app.id, &method, &uri, &body)?;
-    terminate(&state, &app.id, &user_id)
+    let (app, _) = authorize(&state, &app.id, &method, &uri, &body).await?;
+    terminate(&state, &app, &user_id)
 }
 
-fn terminate(state: &AppState, app_id: &str, user_id: &str) -> Result<Json<Value>, ApiError> {
-    let max = state
-        .hub
-        .app_by_id(app_id)
-        .map_or(0, |app| app.max_user_id_len);
-    if user_id.is_empty() || user_id.len() > max {
-        return Err(ApiError::BadRequest("Invalid user id".into()));
+fn terminate(state: &AppState, app: &App, user_id: &str) -> Result<Json<Value>, ApiError> {
+    if user_id.is_empty() || user_id.len() > app.max_user_id_len {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid user id: it must be 1 to {} characters",
+            app.max_user_id_len
+        )));
     }
+    let app_id = app.id.as_str();
     state.hub.terminate_user(app_id, user_id);
     Ok(Json(json!({})))
 }

@@ -2,7 +2,7 @@
 //! `body_md5` (checked against the raw body whenever present) and `auth_signature` over
 //! `METHOD\npath\nsorted decoded query` (`docs/pusher-protocol.md` §5.1).
 
-use super::ApiError;
+use super::{ApiError, Query};
 use crate::apps::App;
 use crate::auth;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,48 +10,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Largest accepted clock difference between publisher and server.
 pub const MAX_TIMESTAMP_SKEW_SECS: u64 = 600;
 
-/// Split a raw query string into decoded pairs (`+` is a space, `%XX` decoded).
-pub fn parse_query(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 /// Verify a request's signature against the app. `path` is the request path as signed
-/// (`/apps/{id}/...`), `params` the decoded query.
+/// (`/apps/{id}/...`), `query` its decoded query.
 pub fn verify(
     app: &App,
     method: &str,
     path: &str,
-    params: &[(String, String)],
+    query: &Query,
     body: &[u8],
 ) -> Result<(), ApiError> {
-    let key = param(params, "auth_key")
+    let key = query
+        .get("auth_key")
         .ok_or_else(|| ApiError::Unauthorized("Missing auth_key".into()))?;
     if !auth::constant_time_eq(key, &app.key) {
         return Err(ApiError::Unauthorized(
             "Invalid auth_key: it does not belong to this app".into(),
         ));
     }
-    let ts = param(params, "auth_timestamp")
+    let ts = query
+        .get("auth_timestamp")
         .ok_or_else(|| ApiError::Unauthorized("Missing auth_timestamp".into()))?;
     let ts: u64 = ts
         .parse()
@@ -65,7 +42,7 @@ pub fn verify(
             "Timestamp expired: Given timestamp ({ts}) not within {MAX_TIMESTAMP_SKEW_SECS}s of server time ({now})"
         )));
     }
-    match param(params, "auth_version") {
+    match query.get("auth_version") {
         Some("1.0") | None => {}
         Some(v) => {
             return Err(ApiError::Unauthorized(format!(
@@ -73,7 +50,7 @@ pub fn verify(
             )))
         }
     }
-    if let Some(md5) = param(params, "body_md5") {
+    if let Some(md5) = query.get("body_md5") {
         if !md5.eq_ignore_ascii_case(&auth::body_md5(body)) {
             return Err(ApiError::Unauthorized(
                 "body_md5 does not match the request body".into(),
@@ -84,13 +61,10 @@ pub fn verify(
             "Missing body_md5 for a request with a body".into(),
         ));
     }
-    let signature = param(params, "auth_signature")
+    let signature = query
+        .get("auth_signature")
         .ok_or_else(|| ApiError::Unauthorized("Missing auth_signature".into()))?;
-    let string_to_sign = auth::http_string_to_sign(
-        method,
-        path,
-        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    let string_to_sign = auth::http_string_to_sign(method, path, query.pairs());
     let expected = auth::sign(&app.secret, &string_to_sign);
     if !auth::constant_time_eq(&expected, &signature.to_ascii_lowercase()) {
         return Err(ApiError::Unauthorized(format!(
@@ -104,19 +78,6 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_decoding() {
-        let q = parse_query(
-            "info=subscription_count%2Cuser_count&filter_by_prefix=presence-&x=a+b&flag",
-        );
-        assert_eq!(
-            q[0],
-            ("info".into(), "subscription_count,user_count".into())
-        );
-        assert_eq!(q[2], ("x".into(), "a b".into()));
-        assert_eq!(q[3], ("flag".into(), "".into()));
-    }
 
     #[test]
     fn verifies_signed_requests_and_rejects_tampering() {
@@ -135,7 +96,7 @@ mod tests {
             now,
             &[],
         );
-        let params = parse_query(&q);
+        let params = Query::parse(&q);
         assert!(verify(&app, "POST", "/apps/3/events", &params, body).is_ok());
         assert!(verify(&app, "POST", "/apps/3/events", &params, b"{}").is_err());
         assert!(verify(&app, "POST", "/apps/4/events", &params, body).is_err());
@@ -148,7 +109,7 @@ mod tests {
             now - 601,
             &[],
         );
-        let err = verify(&app, "POST", "/apps/3/events", &parse_query(&old), body).unwrap_err();
+        let err = verify(&app, "POST", "/apps/3/events", &Query::parse(&old), body).unwrap_err();
         assert!(err.to_string().starts_with("Timestamp expired"));
         let other = App::new("3", "278d425bdf160c739803", "wrong");
         assert!(verify(&other, "POST", "/apps/3/events", &params, body).is_err());
@@ -162,6 +123,6 @@ mod tests {
             now,
             &[("body_md5", "d41d8cd98f00b204e9800998ecf8427e")],
         );
-        assert!(verify(&app, "GET", "/apps/3/channels", &parse_query(&q), b"").is_ok());
+        assert!(verify(&app, "GET", "/apps/3/channels", &Query::parse(&q), b"").is_ok());
     }
 }

@@ -5,6 +5,7 @@
 
 use super::authorizer::Authorizer;
 use super::refusal::Refusal;
+use crate::api::Query;
 use crate::apps::App;
 use crate::broadcaster::Broadcaster;
 use axum::body::Bytes;
@@ -179,12 +180,14 @@ impl Fields {
         } else {
             let text = std::str::from_utf8(&body)
                 .map_err(|_| Refusal::bad_request("the body is not UTF-8"))?;
-            let mut fields = Vec::new();
-            for pair in text.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                fields.push((form_decode(k)?, Value::String(form_decode(v)?)));
-            }
-            Ok(Fields(fields))
+            let form = Query::parse_form(text)
+                .ok_or_else(|| Refusal::bad_request("the form body is not UTF-8"))?;
+            Ok(Fields(
+                form.into_pairs()
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ))
         }
     }
 
@@ -201,13 +204,4 @@ impl Fields {
             ))),
         }
     }
-}
-
-/// `application/x-www-form-urlencoded` decoding of one key or value.
-fn form_decode(s: &str) -> Result<String, Refusal> {
-    let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| Refusal::bad_request("the form body is not UTF-8"))
 }

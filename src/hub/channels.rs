@@ -523,8 +523,9 @@ impl Hub {
         frame: Utf8Bytes,
     ) {
         let ah = conn.app_hub();
-        ah.deliver(channel, &frame, Some(conn.socket_id), false);
+        let recipients = ah.deliver(channel, &frame, Some(conn.socket_id), false);
         self.node.emit(|| HubEvent::ClientEvent {
+            recipients,
             app_id: ah.id.clone(),
             channel: Arc::from(channel),
             event: Arc::from(event),

@@ -62,6 +62,8 @@ pub enum HubEvent {
         socket_id: SocketId,
         /// The sender's presence user id, on presence channels.
         user_id: Option<Arc<str>>,
+        /// How many connections on this node it was queued for.
+        recipients: usize,
     },
     /// An event published through the HTTP API or the library.
     ApiPublish {

@@ -109,15 +109,28 @@ struct RawMember<'a> {
     user_info: Option<&'a RawValue>,
 }
 
+/// Why presence `channel_data` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("channel_data is not a JSON object")]
+    NotAnObject,
+    #[error("channel_data has no user_id")]
+    NoUserId,
+    #[error("user_id must be a string or a number")]
+    BadUserId,
+    #[error("user_id must be 1 to {0} characters")]
+    UserIdLength(usize),
+}
+
 /// Parse presence `channel_data`: an object with `user_id` (string or number) and optional
 /// `user_info`. `max_id_len` bounds the id.
-pub fn parse_member(channel_data: &str, max_id_len: usize) -> Result<MemberData, String> {
+pub fn parse_member(channel_data: &str, max_id_len: usize) -> Result<MemberData, MemberError> {
     let raw: RawMember =
-        serde_json::from_str(channel_data).map_err(|_| "channel_data is not a JSON object")?;
-    let id_raw = raw.user_id.ok_or("channel_data has no user_id")?;
-    let user_id = id_to_string(id_raw).ok_or("user_id must be a string or a number")?;
+        serde_json::from_str(channel_data).map_err(|_| MemberError::NotAnObject)?;
+    let id_raw = raw.user_id.ok_or(MemberError::NoUserId)?;
+    let user_id = id_to_string(id_raw).ok_or(MemberError::BadUserId)?;
     if user_id.is_empty() || user_id.len() > max_id_len {
-        return Err(format!("user_id must be 1 to {max_id_len} characters"));
+        return Err(MemberError::UserIdLength(max_id_len));
     }
     let user_info = match raw.user_info {
         Some(v) => v.to_owned(),
@@ -151,7 +164,16 @@ pub struct UserData {
     pub watchlist: Vec<String>,
 }
 
-pub fn parse_user_data(user_data: &str) -> Result<UserData, String> {
+/// Why sign-in `user_data` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserDataError {
+    #[error("user_data is not a JSON object")]
+    NotAnObject,
+    #[error("user_data.id must be a non-empty string")]
+    BadId,
+}
+
+pub fn parse_user_data(user_data: &str) -> Result<UserData, UserDataError> {
     #[derive(Deserialize)]
     struct Raw {
         id: Option<serde_json::Value>,
@@ -160,10 +182,10 @@ pub fn parse_user_data(user_data: &str) -> Result<UserData, String> {
         #[serde(default)]
         watchlist: Option<Vec<serde_json::Value>>,
     }
-    let raw: Raw = serde_json::from_str(user_data).map_err(|_| "user_data is not a JSON object")?;
+    let raw: Raw = serde_json::from_str(user_data).map_err(|_| UserDataError::NotAnObject)?;
     let id = match raw.id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-        _ => return Err("user_data.id must be a non-empty string".into()),
+        _ => return Err(UserDataError::BadId),
     };
     let watchlist = raw
         .watchlist

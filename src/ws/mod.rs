@@ -45,6 +45,8 @@ const FRAMES_PER_POLL: usize = 32;
 pub struct Handshake {
     pub app: Option<Arc<App>>,
     pub protocol: Option<String>,
+    /// The request's `Origin` header.
+    pub origin: Option<String>,
     /// The lineage id of a `/l/{lineage}/app/{key}` path (missed-message recovery).
     pub lineage: Option<Arc<str>>,
 }
@@ -92,6 +94,9 @@ fn check_handshake(h: &Handshake) -> Result<Arc<App>, Refusal> {
     let app = h.app.clone().ok_or(Refusal::AppDoesNotExist)?;
     if !app.enabled {
         return Err(Refusal::AppDisabled);
+    }
+    if !app.origin_allowed(h.origin.as_deref()) {
+        return Err(Refusal::OriginNotAllowed);
     }
     if let Some(p) = &h.protocol {
         match p.parse::<u32>() {
@@ -149,9 +154,18 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
+/// Write the close reply tungstenite queued when the client's Close arrived (a flush sends it
+/// and then reports the handshake done), within a bounded time; dropping the socket then
+/// closes TCP, from the server's side as RFC 6455 §7.1.1 asks.
+async fn answer_close(mut socket: WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
+}
+
 enum Flow {
     Continue,
-    /// The client sent a close frame: tungstenite answers it; nothing more to do.
+    /// The client sent a close frame. tungstenite has queued the reply (the client's code and
+    /// reason echoed; 1002 for a code not allowed on the wire; an empty close for an empty
+    /// one): it must still be written, then TCP is closed.
     ClientClosed,
 }
 
@@ -162,6 +176,9 @@ enum Written {
     /// The socket cannot take more now; the task is woken when it drains.
     Busy,
 }
+
+/// Writing to the socket failed: the peer is gone and nothing more can be sent.
+struct SocketFailed;
 
 /// One live connection, as a future. Dropping it unregisters the connection from the hub.
 pub struct ConnTask {
@@ -193,7 +210,11 @@ impl ConnTask {
 
     /// Move every queued frame the socket will take into it, then flush once. `Err` when the
     /// socket failed. One queue lock per frame, and the close check rides on the last one.
-    fn poll_write(&mut self, socket: &mut WebSocket, cx: &mut Context<'_>) -> Result<Written, ()> {
+    fn poll_write(
+        &mut self,
+        socket: &mut WebSocket,
+        cx: &mut Context<'_>,
+    ) -> Result<Written, SocketFailed> {
         let mut close = None;
         let mut drained = false;
         loop {
@@ -202,7 +223,7 @@ impl ConnTask {
                     Ok(frame) => {
                         socket
                             .start_send_unpin(Message::Text(frame))
-                            .map_err(|_| ())?;
+                            .map_err(|_| SocketFailed)?;
                         self.unflushed = true;
                     }
                     Err(pending_close) => {
@@ -211,14 +232,14 @@ impl ConnTask {
                         break;
                     }
                 },
-                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Err(_)) => return Err(SocketFailed),
                 Poll::Pending => break,
             }
         }
         if self.unflushed {
             match socket.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Err(_)) => return Err(SocketFailed),
                 Poll::Pending => {}
             }
         }
@@ -329,7 +350,8 @@ impl Future for ConnTask {
                         progressed = true;
                         handled += 1;
                         if let Flow::ClientClosed = this.handle(msg) {
-                            return Poll::Ready(());
+                            this.closing = Some(Box::pin(answer_close(socket)));
+                            continue;
                         }
                     }
                     Poll::Ready(Some(Err(e))) => {

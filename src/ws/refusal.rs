@@ -10,7 +10,7 @@
 use crate::auth::AuthError;
 use crate::hub::{CloseRequest, SignInError, SubscribeError};
 use crate::protocol::channel::ChannelNameError;
-use crate::protocol::{self, ErrorCode};
+use crate::protocol::{self, ErrorCode, MemberError, UserDataError};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
 
@@ -36,6 +36,8 @@ pub enum Refusal {
     OverConnectionQuota,
     /// `?protocol=` is not a number at least `MIN_PROTOCOL`.
     UnsupportedProtocol,
+    /// The upgrade's `Origin` is not among the app's `allowed_origins`.
+    OriginNotAllowed,
     /// A frame or message over `--max-frame-bytes`.
     FrameTooBig,
     /// A WebSocket protocol violation: bad framing, reserved bits, unknown opcode, an
@@ -78,7 +80,7 @@ pub enum SubscriptionRefusal {
     /// A presence subscription with neither `channel_data` nor a signed-in user.
     NoIdentity,
     ChannelDataTooBig(usize),
-    InvalidChannelData(String),
+    InvalidChannelData(MemberError),
     PresenceFull(usize),
     TooManyChannels(usize),
 }
@@ -106,7 +108,7 @@ pub enum SigninRefusal {
     MissingUserData,
     UserDataTooBig(usize),
     BadAuth(AuthError),
-    InvalidUserData(String),
+    InvalidUserData(UserDataError),
     IdTooLong(usize),
     /// Already signed in as a different user.
     OtherUser,
@@ -169,6 +171,7 @@ impl Refusal {
             Refusal::AppDisabled => Notice::Error(Some(ErrorCode::AppDisabled)),
             Refusal::OverConnectionQuota => Notice::Error(Some(ErrorCode::OverConnectionQuota)),
             Refusal::UnsupportedProtocol => Notice::Error(Some(ErrorCode::UnsupportedProtocol)),
+            Refusal::OriginNotAllowed => Notice::Error(Some(ErrorCode::Unauthorized)),
             Refusal::FrameTooBig | Refusal::ProtocolViolation | Refusal::InvalidUtf8 => {
                 Notice::Silent
             }
@@ -204,6 +207,7 @@ impl Refusal {
             Refusal::AppDisabled => pusher(ErrorCode::AppDisabled, HANDSHAKE[1]),
             Refusal::OverConnectionQuota => pusher(ErrorCode::OverConnectionQuota, HANDSHAKE[2]),
             Refusal::UnsupportedProtocol => pusher(ErrorCode::UnsupportedProtocol, HANDSHAKE[3]),
+            Refusal::OriginNotAllowed => pusher(ErrorCode::Unauthorized, "Origin not allowed"),
             Refusal::FrameTooBig => Close {
                 code: CLOSE_TOO_BIG,
                 reason: "Frame too large",
@@ -232,10 +236,17 @@ impl Refusal {
         use ClientEventRefusal as C;
         use SigninRefusal as G;
         use SubscriptionRefusal as S;
-        if let Some(close) = self.close() {
-            return close.reason.into();
-        }
         match self {
+            // A refusal that closes says what its close frame says.
+            Refusal::AppDoesNotExist
+            | Refusal::AppDisabled
+            | Refusal::OverConnectionQuota
+            | Refusal::OriginNotAllowed
+            | Refusal::UnsupportedProtocol
+            | Refusal::FrameTooBig
+            | Refusal::ProtocolViolation
+            | Refusal::InvalidUtf8
+            | Refusal::Ended(_) => self.close().map(|c| c.reason).unwrap_or_default().into(),
             Refusal::InvalidMessage(why) => format!("Invalid message format: {why}").into(),
             Refusal::UnsupportedEvent(name) => {
                 let name: String = name.chars().take(MAX_ECHOED_EVENT_CHARS).collect();
@@ -251,7 +262,7 @@ impl Refusal {
                 S::ChannelDataTooBig(max) => {
                     format!("channel_data is larger than {max} bytes").into()
                 }
-                S::InvalidChannelData(why) => why.clone().into(),
+                S::InvalidChannelData(why) => why.to_string().into(),
                 S::PresenceFull(max) => SubscribeError::PresenceFull(*max).to_string().into(),
                 S::TooManyChannels(max) => SubscribeError::TooManyChannels(*max).to_string().into(),
             },
@@ -289,8 +300,6 @@ impl Refusal {
             Refusal::NotAMember { .. } => {
                 "The client is not a member of the specified channel.".into()
             }
-            // Every closing refusal returned above with its close reason.
-            _ => Cow::Borrowed(""),
         }
     }
 
@@ -373,6 +382,10 @@ fn examples() -> Vec<(&'static str, Refusal)> {
             Refusal::UnsupportedProtocol,
         ),
         (
+            "upgrade from an `Origin` the app's `allowed_origins` does not match (or none, when it restricts origins)",
+            Refusal::OriginNotAllowed,
+        ),
+        (
             "frame or message over `--max-frame-bytes`",
             Refusal::FrameTooBig,
         ),
@@ -405,7 +418,7 @@ fn examples() -> Vec<(&'static str, Refusal)> {
         ),
         (
             "`channel_data` not an object or without a valid `user_id`",
-            sub(S::InvalidChannelData(String::new())),
+            sub(S::InvalidChannelData(MemberError::NoUserId)),
         ),
         ("presence channel full", sub(S::PresenceFull(0))),
         (
@@ -485,6 +498,7 @@ mod tests {
             Refusal::AppDisabled => 1,
             Refusal::OverConnectionQuota => 2,
             Refusal::UnsupportedProtocol => 3,
+            Refusal::OriginNotAllowed => 15,
             Refusal::FrameTooBig => 4,
             Refusal::ProtocolViolation => 5,
             Refusal::InvalidUtf8 => 6,
@@ -498,7 +512,7 @@ mod tests {
             Refusal::Ended(_) => 14,
         }
     }
-    const VARIANTS: usize = 15;
+    const VARIANTS: usize = 16;
 
     #[test]
     fn every_variant_has_a_readme_row() {

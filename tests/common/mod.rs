@@ -50,12 +50,14 @@ impl TestServer {
 
     /// Serve an existing hub (for instance one with a cluster adapter installed).
     pub async fn from_hub(hub: Arc<Hub>, first: App, options: ServerOptions) -> TestServer {
+        Self::from_state(AppState::new(hub, options), first).await
+    }
+
+    /// Serve a prepared state (for instance one counting API rates cluster-wide).
+    pub async fn from_state(state: AppState, first: App) -> TestServer {
+        let hub = state.hub.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState {
-            hub: hub.clone(),
-            options: Arc::new(options),
-        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             rf_broadcast::serve(listener, state, async {

@@ -83,12 +83,17 @@ pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
     p
 }
 
+/// The exact bytes of an unmasked, final server frame with a payload under 126 bytes.
+pub fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut out = vec![0x80 | opcode, payload.len() as u8];
+    out.extend_from_slice(payload);
+    out
+}
+
 /// The exact bytes of an unmasked server close frame with this code and reason.
 pub fn server_close(code: u16, reason: &str) -> Vec<u8> {
-    let payload = close_payload(code, reason.as_bytes());
-    let mut out = vec![0x88, payload.len() as u8];
-    out.extend_from_slice(&payload);
-    out
+    server_frame(CLOSE, &close_payload(code, reason.as_bytes()))
 }
 
 pub struct RawClient {
@@ -151,6 +156,20 @@ impl RawClient {
     pub async fn send(&mut self, bytes: &[u8]) {
         // A server that already closed may reset: tests then look at what was read.
         let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// Send bytes in pieces of `chunk` bytes, each its own write (Autobahn's "chopped").
+    pub async fn send_chopped(&mut self, bytes: &[u8], chunk: usize) {
+        for piece in bytes.chunks(chunk) {
+            self.send(piece).await;
+            let _ = self.stream.flush().await;
+        }
+    }
+
+    /// Send one masked frame with these header bits.
+    pub async fn send_with(&mut self, fin: bool, rsv: u8, opcode: u8, payload: &[u8]) {
+        self.send(&client_frame(fin, rsv, opcode, payload, true))
+            .await;
     }
 
     /// Send one masked, final frame.
@@ -243,6 +262,26 @@ impl RawClient {
         };
         self.buf.drain(..at + len);
         Some(frame)
+    }
+
+    /// The next frame, which must be a Pusher frame with this event.
+    pub async fn expect_pusher(&mut self, event: &str) -> serde_json::Value {
+        let f = self.frame().await.expect("a Pusher frame");
+        let v = f.json();
+        assert_eq!(v["event"], event, "{v}");
+        v
+    }
+
+    /// The next frame, which must be exactly these bytes.
+    pub async fn expect_bytes(&mut self, bytes: &[u8]) {
+        let f = self.frame().await.expect("a frame");
+        assert_eq!(f.bytes, bytes, "{f:?}");
+    }
+
+    /// The server's answer to our close: exactly these bytes, then TCP closed.
+    pub async fn expect_close_reply(&mut self, bytes: &[u8]) {
+        self.expect_bytes(bytes).await;
+        self.expect_eof().await;
     }
 
     /// Expect the server to close TCP next (nothing more than what `frame` skips).

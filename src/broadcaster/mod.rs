@@ -14,85 +14,20 @@
 //! assert!(!broadcaster.is_subscribed("1.1", &Channel::public("orders")));
 //! ```
 
-use crate::apps::{App, Apps};
-use crate::hub::{Hub, HubSettings, SocketId};
-use crate::protocol::{validate_channel_name, MemberData};
+mod event;
+mod memory;
+mod redis;
+
+pub use event::{Channel, Event, SimpleEvent};
+pub use memory::MemoryBroadcaster;
+pub use redis::RedisBroadcaster;
+
+use crate::api::{check_channel, InvalidChannel, Publication, PublishError};
+use crate::apps::App;
+use crate::hub::{Hub, SocketId};
+use crate::protocol::MemberData;
 use crate::server::{AppState, ServerOptions};
 use std::sync::Arc;
-
-/// A channel by kind; the prefix (`private-`, `presence-`) is added for you.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Channel(String);
-
-impl Channel {
-    pub fn public(name: impl AsRef<str>) -> Channel {
-        Channel(name.as_ref().to_string())
-    }
-    pub fn private(name: impl AsRef<str>) -> Channel {
-        Channel(format!("private-{}", name.as_ref()))
-    }
-    pub fn presence(name: impl AsRef<str>) -> Channel {
-        Channel(format!("presence-{}", name.as_ref()))
-    }
-    /// A channel by its full wire name (`private-encrypted-x`, `cache-y`, ...).
-    pub fn named(name: impl Into<String>) -> Channel {
-        Channel(name.into())
-    }
-    pub fn name(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Something to broadcast: a name, a JSON payload, and the channels it goes to.
-pub trait Event {
-    /// The event name clients bind to (Laravel: `App\Events\OrderShipped` or `broadcastAs`).
-    fn event_name(&self) -> String;
-    /// The payload, as the JSON text clients receive in `data`.
-    fn to_json(&self) -> String;
-    /// The channels it is sent on.
-    fn broadcast_on(&self) -> Vec<Channel>;
-}
-
-/// An event built at run time.
-#[derive(Debug, Clone)]
-pub struct SimpleEvent {
-    name: String,
-    data: serde_json::Value,
-    channels: Vec<Channel>,
-}
-
-impl SimpleEvent {
-    pub fn new(name: impl Into<String>, data: serde_json::Value) -> SimpleEvent {
-        SimpleEvent {
-            name: name.into(),
-            data,
-            channels: Vec::new(),
-        }
-    }
-    /// Add a channel to send it on.
-    pub fn on(mut self, channel: Channel) -> SimpleEvent {
-        self.channels.push(channel);
-        self
-    }
-}
-
-impl Event for SimpleEvent {
-    fn event_name(&self) -> String {
-        self.name.clone()
-    }
-    fn to_json(&self) -> String {
-        self.data.to_string()
-    }
-    fn broadcast_on(&self) -> Vec<Channel> {
-        self.channels.clone()
-    }
-}
 
 /// Why a broadcast or subscription was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -107,6 +42,38 @@ pub enum BroadcastError {
     Refused(String),
     #[error("the broadcaster has no app configured")]
     NoApp,
+    #[error("the event name must be 1 to {max} characters")]
+    InvalidEventName { max: usize },
+    #[error("the event data is {bytes} bytes, the app allows at most {max}")]
+    EventTooLarge { bytes: usize, max: usize },
+    #[error("the event names {count} channels, the app allows at most {max}")]
+    TooManyChannels { count: usize, max: usize },
+    #[error("an event to an encrypted channel must name exactly one channel")]
+    EncryptedChannelNotAlone,
+    #[error("invalid socket id '{0}'")]
+    InvalidSocketId(String),
+}
+
+impl From<InvalidChannel> for BroadcastError {
+    fn from(e: InvalidChannel) -> BroadcastError {
+        BroadcastError::InvalidChannel(e.channel, e.reason)
+    }
+}
+
+impl From<PublishError> for BroadcastError {
+    fn from(e: PublishError) -> BroadcastError {
+        match e {
+            PublishError::EventName { max } => BroadcastError::InvalidEventName { max },
+            PublishError::TooLarge { bytes, max } => BroadcastError::EventTooLarge { bytes, max },
+            PublishError::NoChannels => BroadcastError::NoChannels,
+            PublishError::TooManyChannels { count, max } => {
+                BroadcastError::TooManyChannels { count, max }
+            }
+            PublishError::InvalidChannel(c) => c.into(),
+            PublishError::EncryptedNotAlone => BroadcastError::EncryptedChannelNotAlone,
+            PublishError::InvalidSocketId(s) => BroadcastError::InvalidSocketId(s),
+        }
+    }
 }
 
 /// A presence member as the library reports it.
@@ -123,6 +90,12 @@ pub trait Broadcaster: Send + Sync + 'static {
     /// The hub behind it (the engine the endpoints run on).
     fn hub(&self) -> &Arc<Hub>;
 
+    /// The state the endpoints run on (the Redis broadcaster counts API rates cluster-wide).
+    #[doc(hidden)]
+    fn app_state(&self, options: ServerOptions) -> AppState {
+        AppState::new(self.hub().clone(), options)
+    }
+
     /// The app events go to when none is named (the first configured).
     fn default_app(&self) -> Result<Arc<App>, BroadcastError> {
         self.hub()
@@ -132,20 +105,18 @@ pub trait Broadcaster: Send + Sync + 'static {
             .ok_or(BroadcastError::NoApp)
     }
 
-    /// Send an event on all its channels.
+    /// Send an event on all its channels. The app's limits bind it as they bind the HTTP
+    /// API: event name length, `max_event_bytes`, `max_channels_per_event`, channel names, and
+    /// one channel only for an encrypted channel.
     fn broadcast(&self, event: &dyn Event) -> Result<(), BroadcastError> {
         let channels = event.broadcast_on();
         if channels.is_empty() {
             return Err(BroadcastError::NoChannels);
         }
         let app = self.default_app()?;
-        for c in &channels {
-            validate_channel_name(c.name(), app.max_channel_name_len)
-                .map_err(|e| BroadcastError::InvalidChannel(c.name().into(), e.to_string()))?;
-        }
-        let names: Vec<&str> = channels.iter().map(Channel::name).collect();
-        self.hub()
-            .publish(&app.id, &names, &event.event_name(), &event.to_json(), None);
+        let names = channels.iter().map(|c| c.name().to_string()).collect();
+        Publication::check(&app, event.event_name(), event.to_json(), names, None)?
+            .send(self.hub());
         Ok(())
     }
 
@@ -159,8 +130,7 @@ pub trait Broadcaster: Send + Sync + 'static {
     ) -> Result<(), BroadcastError> {
         let app = self.default_app()?;
         let conn = find_connection(self.hub(), &app, socket_id)?;
-        validate_channel_name(channel.name(), app.max_channel_name_len)
-            .map_err(|e| BroadcastError::InvalidChannel(channel.name().into(), e.to_string()))?;
+        check_channel(&app, channel.name())?;
         let member = member.map(|m| MemberData {
             user_id: m.user_id,
             user_info: serde_json::value::to_raw_value(&m.user_info)
@@ -219,36 +189,6 @@ fn find_connection(
         .ok_or_else(|| BroadcastError::UnknownConnection(socket_id.into()))
 }
 
-/// One node, all state in memory.
-#[derive(Clone)]
-pub struct MemoryBroadcaster {
-    hub: Arc<Hub>,
-}
-
-impl MemoryBroadcaster {
-    /// A broadcaster for these apps with default hub settings.
-    pub fn new(apps: Vec<App>) -> MemoryBroadcaster {
-        Self::with_settings(apps, HubSettings::default())
-    }
-
-    pub fn with_settings(apps: Vec<App>, settings: HubSettings) -> MemoryBroadcaster {
-        MemoryBroadcaster {
-            hub: Hub::new(Apps::new(apps), settings),
-        }
-    }
-
-    /// Wrap an existing hub (for instance one with a cluster adapter set).
-    pub fn from_hub(hub: Arc<Hub>) -> MemoryBroadcaster {
-        MemoryBroadcaster { hub }
-    }
-}
-
-impl Broadcaster for MemoryBroadcaster {
-    fn hub(&self) -> &Arc<Hub> {
-        &self.hub
-    }
-}
-
 /// The Pusher endpoints (`/app/{key}`, `/apps/{app_id}/...`, `/up`) as a router to merge into
 /// any axum app. Starts the hub's periodic tick (once per hub, however many routers).
 pub fn websocket_router<B: Broadcaster>(broadcaster: &B) -> axum::Router {
@@ -260,8 +200,5 @@ pub fn websocket_router_with<B: Broadcaster>(
     broadcaster: &B,
     options: ServerOptions,
 ) -> axum::Router {
-    crate::server::router(AppState {
-        hub: broadcaster.hub().clone(),
-        options: Arc::new(options),
-    })
+    crate::server::router(broadcaster.app_state(options))
 }
