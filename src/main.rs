@@ -76,25 +76,6 @@ fn caps_logger(level: &str, name: &str) -> bool {
     default_trace && !named
 }
 
-#[cfg(test)]
-mod tests {
-    use super::caps_logger;
-
-    #[test]
-    fn only_a_trace_default_caps_the_verbatim_loggers() {
-        assert!(caps_logger("trace", "tungstenite"));
-        assert!(caps_logger("warn,trace", "tungstenite"));
-        assert!(caps_logger("TRACE,hyper=info", "tokio_tungstenite"));
-        // Lower defaults are left alone (a cap at debug would raise them).
-        for level in ["error", "warn", "info", "debug", "info,rf_broadcast=trace"] {
-            assert!(!caps_logger(level, "tungstenite"), "{level}");
-        }
-        // Naming the logger is asking for its frames.
-        assert!(!caps_logger("trace,tungstenite=trace", "tungstenite"));
-        assert!(caps_logger("trace,tungstenite=trace", "tokio_tungstenite"));
-    }
-}
-
 /// Why the server stopped with an error, and the exit code that says so: 2 for what the
 /// operator must change (an address that cannot be had, like a bad flag), 1 for the rest.
 struct Failure {
@@ -265,4 +246,23 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: closing connections with 4200");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caps_logger;
+
+    #[test]
+    fn only_a_trace_default_caps_the_verbatim_loggers() {
+        assert!(caps_logger("trace", "tungstenite"));
+        assert!(caps_logger("warn,trace", "tungstenite"));
+        assert!(caps_logger("TRACE,hyper=info", "tokio_tungstenite"));
+        // Lower defaults are left alone (a cap at debug would raise them).
+        for level in ["error", "warn", "info", "debug", "info,rf_broadcast=trace"] {
+            assert!(!caps_logger(level, "tungstenite"), "{level}");
+        }
+        // Naming the logger is asking for its frames.
+        assert!(!caps_logger("trace,tungstenite=trace", "tungstenite"));
+        assert!(caps_logger("trace,tungstenite=trace", "tokio_tungstenite"));
+    }
 }

@@ -34,7 +34,7 @@ pub fn occupied_channels(hub: &Hub, app_id: &str, prefix: &str) -> usize {
 
 // What the fuzz targets (`fuzz/`) reach: the parsers a peer feeds, and a connection's frame
 // handling without a socket.
-pub use crate::api::{parse_query, verify as verify_request};
+pub use crate::api::{verify as verify_request, Query};
 pub use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
 pub use crate::server::router;
 pub use crate::ws::handler::Session;

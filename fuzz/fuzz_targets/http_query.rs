@@ -11,7 +11,7 @@ mod common;
 mod http;
 
 use libfuzzer_sys::fuzz_target;
-use rf_broadcast::testing::{parse_query, verify_request};
+use rf_broadcast::testing::{verify_request, Query};
 use rf_broadcast::App;
 
 const METHODS: [&str; 3] = ["GET", "POST", "DELETE"];
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let app = App::new(common::APP_ID, common::KEY, common::SECRET);
 
     // (1) The fuzzer's query: it cannot know the secret, so it never verifies.
-    let params = parse_query(&query);
+    let params = Query::parse(&query);
     assert!(
         verify_request(&app, method, &path, &params, body.as_bytes()).is_err(),
         "an unsigned query verified: {query:?}"
@@ -36,7 +36,8 @@ fuzz_target!(|data: &[u8]| {
 
     // (2) The fuzzer's parameters, signed: they verify, and not with another body or path.
     let extra: Vec<(String, String)> = params
-        .iter()
+        .pairs()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .filter(|(k, _)| {
             !k.is_empty()
                 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
@@ -44,7 +45,6 @@ fuzz_target!(|data: &[u8]| {
                 && k != "body_md5"
         })
         .take(8)
-        .cloned()
         .collect();
     let extra_refs: Vec<(&str, &str)> = extra
         .iter()
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         &extra_refs,
     );
     let signed_query = signed.split_once('?').map(|(_, q)| q).unwrap_or("");
-    let signed_params = parse_query(signed_query);
+    let signed_params = Query::parse(signed_query);
     if let Err(e) = verify_request(
         &app,
         method,

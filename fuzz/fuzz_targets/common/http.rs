@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use rf_broadcast::testing::auth::sign_http_request;
 use rf_broadcast::testing::router;
 use rf_broadcast::{AppState, ServerOptions};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tower::ServiceExt;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -28,10 +28,7 @@ fn app_router() -> &'static axum::Router {
             max_request_bytes: 4096,
             ..ServerOptions::default()
         };
-        router(AppState {
-            hub: crate::common::hub().clone(),
-            options: Arc::new(options),
-        })
+        router(AppState::new(crate::common::hub().clone(), options))
     })
 }
 
