@@ -6,8 +6,8 @@ B=target/release/rf-broadcast; L=target/release/rf-loadgen
 PREFIX="bench-$$"
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 for sc in "fanout --subs 1000 --channels 100 --rate 1000 --duration 10" "fanout --subs 10000 --channels 1 --rate 10 --duration 10"; do
-  $B --port 6401 --log-level warn --adapter redis --redis-url redis://127.0.0.1:6379 --redis-prefix $PREFIX & A=$!
-  $B --port 6402 --log-level warn --adapter redis --redis-url redis://127.0.0.1:6379 --redis-prefix $PREFIX & Bp=$!
+  $B --port 6401 --max-connections-per-ip 0 --log-level warn --adapter redis --redis-url redis://127.0.0.1:6379 --redis-prefix $PREFIX & A=$!
+  $B --port 6402 --max-connections-per-ip 0 --log-level warn --adapter redis --redis-url redis://127.0.0.1:6379 --redis-prefix $PREFIX & Bp=$!
   for p in 6401 6402; do for i in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:$p/up && break; sleep 0.1; done; done
   sleep 1
   a0=$(cpu $A); b0=$(cpu $Bp); r0=$(awk '{print $14+$15}' /proc/$(pgrep -x redis-server | head -1)/stat)

@@ -44,7 +44,7 @@ wait_port() { # port
 }
 start_server() { # name
   if [ "$1" = rf-broadcast ]; then
-    "$RF_BIN" --host 127.0.0.1 --port $RF_PORT --client-event-rate 100000 --log-level warn >/tmp/bench-rf.log 2>&1 &
+    "$RF_BIN" --host 127.0.0.1 --port $RF_PORT --client-event-rate 100000 --max-connections-per-ip 0 --max-pending-handshakes 0 --log-level warn >/tmp/bench-rf.log 2>&1 &
     PID=$!; PORT=$RF_PORT
   else
     (cd "$SOKETI_DIR" && exec node node_modules/@soketi/soketi/bin/server.js start --config="$SOKETI_CONFIG") >/tmp/bench-soketi.log 2>&1 &

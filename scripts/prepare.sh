@@ -3,7 +3,8 @@
 # Debian machine: the tools it cannot install are checked (and named), a Redis is started on
 # 127.0.0.1:6379 when none answers, and compat-tests/setup.sh installs the compat suite's
 # npm packages, Python venv and Debian's chromium. Idempotent: a ready machine costs a few
-# checks. When something cannot be installed here (not root, no apt-get), it stops at once and
+# checks. A PostgreSQL on 127.0.0.1:5432 and the openssl tool are made ready the same way (for
+# the app store and rediss:// tests). When something cannot be installed here (not root, no apt-get), it stops at once and
 # prints the one command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,43 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   done
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 ||
     stop "redis-server did not answer on 127.0.0.1:6379" "redis-server --daemonize yes --save '' --port 6379"
+fi
+
+# openssl makes the certificates of the rediss:// test (tests/redis_ops.rs).
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+
+# PostgreSQL on 127.0.0.1:5432, user postgres without a password, for the app store tests
+# (tests/apps_database.rs; each makes and drops a database of its own). CI machines run one;
+# elsewhere Debian's postgresql is installed and a throwaway cluster with trust auth started.
+pg_answers() { psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
+if ! pg_answers; then
+  if ! command -v psql >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+    # The package may start its own cluster (password auth) on 5432: ours takes the port.
+    for c in /etc/postgresql/*/main; do
+      [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop >/dev/null 2>&1 || true
+    done
+  fi
+  if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+    stop "the PostgreSQL on 127.0.0.1:5432 refuses user postgres without a password" \
+      "add 'host all postgres 127.0.0.1/32 trust' at the top of its pg_hba.conf and reload it"
+  fi
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  data=/tmp/rf-broadcast-pg
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    as_pg=(runuser -u postgres --)
+  fi
+  echo "prepare: starting PostgreSQL on 127.0.0.1:5432 (trust auth, data in $data)"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data" && mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown postgres "$data"
+    "${as_pg[@]}" "$pgbin/initdb" -D "$data" -A trust -U postgres >/dev/null
+  fi
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -l "$data/server.log" -w \
+    -o "-p 5432 -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
+  pg_answers || stop "PostgreSQL did not answer on 127.0.0.1:5432 (see $data/server.log)" \
+    "$pgbin/pg_ctl -D $data -l $data/server.log start"
 fi
 
 # npm packages, the Python SDK venv and Debian's chromium for compat-tests.

@@ -1,7 +1,8 @@
 //! The apps this server serves: credentials, limits and switches, looked up by key and by id.
 //!
 //! Every limit a peer can run into is a named field here with a documented default; the
-//! command line (`config.rs`) or an apps file fills them in.
+//! command line (`config.rs`) or an apps file fills them in. A field an operator may set per
+//! app (apps file entry, database column) is also one line in `appstore/settings.rs`.
 
 mod origins;
 

@@ -4,11 +4,20 @@
 //! (`PUSHER_APP_*` or `REVERB_APP_*`; when both families are set, the one named by
 //! `BROADCAST_CONNECTION` / `BROADCAST_DRIVER` wins, and `PUSHER_*` when neither names one),
 //! then the development default.
+//!
+//! The apps come from exactly one place: an apps file (`--apps-file`, read strictly by
+//! `appstore`), a PostgreSQL table (`--apps-database-url`), or one app from the flags and
+//! environment. The development app (`app-id`/`app-key`/`app-secret`) is used only when none of
+//! these configures anything; partial credentials are an error, never filled in with it.
 
 use crate::adapter::redis::RedisSettings;
 use crate::apps::App;
+use crate::appstore::commands::AppsCommand;
+use crate::appstore::{AppSource, PgSettings};
+pub use crate::env::{Env, ProcessEnv};
 use crate::hub::HubSettings;
 use crate::server::ServerOptions;
+use crate::tls::TlsFiles;
 use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -38,9 +47,19 @@ pub struct Cli {
     /// [env: RF_PATH_PREFIX, REVERB_SERVER_PATH] [default: none]
     #[arg(long)]
     pub path_prefix: Option<String>,
-    /// JSON file with a list of apps (fields as in the README); replaces the single app flags.
+    /// Apps file: a JSON list of apps, or TOML (`[[apps]]`) when it ends in .toml; every entry
+    /// needs id, key and secret (fields as in the README). Re-read on SIGHUP.
     #[arg(long, env = "RF_APPS_FILE")]
     pub apps_file: Option<PathBuf>,
+    /// PostgreSQL app store, followed live (table created when missing; manage it with
+    /// `rf-broadcast apps`) [env: RF_APPS_DATABASE_URL, or Laravel's DB_URL / DB_HOST, DB_PORT,
+    /// DB_DATABASE, DB_USERNAME, DB_PASSWORD when DB_CONNECTION=pgsql and no other apps are set]
+    #[arg(long)]
+    pub apps_database_url: Option<String>,
+    /// Seconds between full reloads of the apps database (changes arrive at once by
+    /// LISTEN/NOTIFY; this is the safety net).
+    #[arg(long, env = "RF_APPS_RELOAD_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub apps_reload_interval: u64,
     /// DEVELOPMENT ONLY: answer auth requests (/pusher/auth, /broadcasting/auth, user-auth)
     /// by signing anything, and serve the demo page at /demo.
     #[arg(long, env = "RF_DEV_AUTH")]
@@ -142,6 +161,35 @@ pub struct Cli {
     /// members are removed (must exceed --node-heartbeat).
     #[arg(long, env = "RF_NODE_EXPIRY", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub node_expiry: u64,
+
+    // --- Listener, TLS and drain (src/listener, src/tls.rs, main.rs) ---
+    /// Seconds a socket has for each HTTP request (TLS handshake, headers, body) before it
+    /// upgrades, counted from the accept or the previous answer; late sockets are closed.
+    #[arg(long, env = "RF_HANDSHAKE_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout: u64,
+    /// Open sockets from one client IP (0 = unlimited); more are closed at accept. Behind a
+    /// proxy every client has the proxy's address: raise it or set 0.
+    #[arg(long, env = "RF_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+    /// Sockets that have not become WebSocket connections yet (mid-TLS, mid-request, or idle
+    /// HTTP keep-alive), node-wide (0 = unlimited); more are closed at accept.
+    #[arg(long, env = "RF_MAX_PENDING_HANDSHAKES", default_value_t = 4_096)]
+    pub max_pending_handshakes: usize,
+    /// New WebSocket connections per second per client IP, per node (0 = off); more answer
+    /// HTTP 429 before the upgrade.
+    #[arg(long, env = "RF_CONNECTION_RATE_PER_IP", default_value_t = 0)]
+    pub connection_rate_per_ip: u32,
+    /// Seconds after SIGTERM during which /ready answers 503 but new connections are still
+    /// served (set it to the load balancer's health-check interval); then clients get 4200.
+    #[arg(long, env = "RF_DRAIN_DELAY", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_delay: u64,
+    /// PEM certificate chain: serve https:// and wss:// on the port (needs --tls-key;
+    /// SIGHUP reloads both).
+    #[arg(long, env = "RF_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RF_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Origins whose pages may connect, comma-separated globs (`https://*.example.com`,
     /// `example.com`); others get 4009. Empty: any origin.
     #[arg(long, env = "RF_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -159,6 +207,19 @@ pub struct Cli {
     /// Port of the metrics listener (0 picks a free one) [env: RF_METRICS_PORT] [default: 9601]
     #[arg(long)]
     pub metrics_port: Option<u16>,
+    /// With `--adapter redis`: refuse to start (exit 2) when Redis cannot be reached, instead
+    /// of serving this node's clients alone until it can.
+    #[arg(long, env = "RF_REDIS_REQUIRED")]
+    pub redis_required: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, the server runs).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the apps in the PostgreSQL app store.
+    Apps(AppsCommand),
 }
 
 /// Where the metrics listener goes.
@@ -174,7 +235,12 @@ pub struct MetricsListen {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The apps at start (empty with the database store until it is loaded).
     pub apps: Vec<App>,
+    /// Where the apps come from, for reloads.
+    pub apps_source: AppSource,
+    /// No app is configured: the public development app is in use.
+    pub dev_credentials: bool,
     pub hub: HubSettings,
     pub server: ServerOptions,
     pub workers: usize,
@@ -183,6 +249,12 @@ pub struct Config {
     pub log_level: String,
     /// Set when `--adapter redis`.
     pub redis: Option<RedisSettings>,
+    /// Exit at start when Redis cannot be reached.
+    pub redis_required: bool,
+    /// How long after SIGTERM new connections are still served before clients get 4200.
+    pub drain_delay: Duration,
+    /// Built-in TLS, when `--tls-cert` and `--tls-key` are given.
+    pub tls: Option<TlsFiles>,
     /// The metrics listener; `None` with `--metrics false`.
     pub metrics: Option<MetricsListen>,
 }
@@ -192,28 +264,10 @@ pub struct Config {
 pub enum ConfigError {
     #[error("invalid {0}: {1}")]
     Invalid(&'static str, String),
-    #[error("cannot read apps file {0}: {1}")]
-    AppsFile(String, String),
-}
-
-/// Reads an environment variable (empty counts as unset).
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> Env for F {
-    fn var(&self, name: &str) -> Option<String> {
-        self(name).filter(|v| !v.is_empty())
-    }
+    #[error(transparent)]
+    AppsFile(#[from] crate::appstore::AppsFileError),
+    #[error("{0}")]
+    Apps(String),
 }
 
 /// The Laravel families in the order they are consulted.
@@ -238,13 +292,13 @@ impl Cli {
     /// Resolve flags, env vars and defaults into a checked configuration.
     pub fn resolve(self, env: &dyn Env) -> Result<Config, ConfigError> {
         let fam = laravel_families(env);
-        let cred = |flag: Option<String>, what: &str, default: &str| {
-            let names = vec![
+        let cred = |flag: Option<String>, what: &str| {
+            let names = [
                 format!("RF_APP_{what}"),
                 format!("{}_APP_{what}", fam[0]),
                 format!("{}_APP_{what}", fam[1]),
             ];
-            pick(flag, env, &names, default)
+            flag.or_else(|| names.iter().find_map(|n| env.var(n)))
         };
         let host = pick(
             self.host.clone(),
@@ -300,14 +354,79 @@ impl Cli {
             recovery_max_bytes: self.recovery_max_bytes,
             ..App::default()
         };
-        let apps = match &self.apps_file {
-            Some(path) => load_apps_file(path)?,
-            None => vec![App {
-                id: cred(self.app_id.clone(), "ID", "app-id"),
-                key: cred(self.app_key.clone(), "KEY", "app-key"),
-                secret: cred(self.app_secret.clone(), "SECRET", "app-secret"),
-                ..template
-            }],
+        let creds = [
+            ("id", cred(self.app_id.clone(), "ID")),
+            ("key", cred(self.app_key.clone(), "KEY")),
+            ("secret", cred(self.app_secret.clone(), "SECRET")),
+        ];
+        let app_flags =
+            self.app_id.is_some() || self.app_key.is_some() || self.app_secret.is_some();
+        let database = match self
+            .apps_database_url
+            .clone()
+            .or_else(|| env.var("RF_APPS_DATABASE_URL"))
+        {
+            Some(url) => Some(
+                PgSettings::parse(&url)
+                    .map_err(|e| ConfigError::Invalid("--apps-database-url", e))?,
+            ),
+            // Laravel's DB_* only when nothing else names the apps.
+            None if self.apps_file.is_none() && creds.iter().all(|(_, v)| v.is_none()) => {
+                PgSettings::from_laravel(env)
+                    .transpose()
+                    .map_err(|e| ConfigError::Invalid("Laravel DB_* settings", e))?
+            }
+            None => None,
+        };
+        if (self.apps_file.is_some() || database.is_some()) && app_flags {
+            return Err(ConfigError::Apps(
+                "--app-id/--app-key/--app-secret cannot be combined with --apps-file or --apps-database-url".into(),
+            ));
+        }
+        let mut dev_credentials = false;
+        let (apps, apps_source) = match (&self.apps_file, database) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Apps(
+                    "--apps-file and --apps-database-url cannot be combined: choose one".into(),
+                ))
+            }
+            (Some(path), None) => (
+                crate::appstore::load_file(path, &template)?,
+                AppSource::File {
+                    path: path.clone(),
+                    base: template,
+                },
+            ),
+            (None, Some(settings)) => (
+                Vec::new(),
+                AppSource::Database {
+                    settings,
+                    base: template,
+                    reload_every: Duration::from_secs(self.apps_reload_interval),
+                },
+            ),
+            (None, None) if creds.iter().all(|(_, v)| v.is_none()) => {
+                dev_credentials = true;
+                (vec![template], AppSource::Flags)
+            }
+            (None, None) => {
+                if let Some((what, _)) = creds.iter().find(|(_, v)| v.is_none()) {
+                    let upper = what.to_ascii_uppercase();
+                    return Err(ConfigError::Apps(format!(
+                        "app {what} missing: with any of --app-id/--app-key/--app-secret (or their env vars) set, all three are needed (--app-{what}, RF_APP_{upper}, PUSHER_APP_{upper} or REVERB_APP_{upper}); the development credentials are used only when none is set"
+                    )));
+                }
+                let [(_, id), (_, key), (_, secret)] = creds;
+                (
+                    vec![App {
+                        id: id.unwrap_or_default(),
+                        key: key.unwrap_or_default(),
+                        secret: secret.unwrap_or_default(),
+                        ..template
+                    }],
+                    AppSource::Flags,
+                )
+            }
         };
         let path_prefix = pick(
             self.path_prefix.clone(),
@@ -358,12 +477,20 @@ impl Cli {
             }
             _ => None,
         };
+        if self.redis_required && redis.is_none() {
+            return Err(ConfigError::Apps(
+                "--redis-required needs --adapter redis".into(),
+            ));
+        }
         let metrics = self.metrics_listen(env)?;
         Ok(Config {
             metrics,
             redis,
+            redis_required: self.redis_required,
             addr: SocketAddr::new(ip, port),
             apps,
+            apps_source,
+            dev_credentials,
             hub: HubSettings {
                 max_queued_frames: self.max_queued_frames.max(1),
             },
@@ -373,6 +500,15 @@ impl Cli {
                 dev_auth: self.dev_auth,
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
                 path_prefix,
+                handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                max_connections_per_ip: self.max_connections_per_ip,
+                max_pending_handshakes: self.max_pending_handshakes,
+                connection_rate_per_ip: self.connection_rate_per_ip,
+            },
+            drain_delay: Duration::from_secs(self.drain_delay),
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
             },
             workers: self.workers,
             socket_send_buffer: self.socket_send_buffer,
@@ -439,21 +575,16 @@ fn redis_url(flag: Option<String>, env: &dyn Env) -> Result<String, ConfigError>
     };
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
     {
-        return Err(ConfigError::Invalid("Redis URL", url));
+        return Err(ConfigError::Invalid(
+            "Redis URL",
+            format!(
+                "{} (expected redis://, rediss:// or unix://)",
+                crate::redis_probe::target(&url)
+            ),
+        ));
     }
+    crate::redis_probe::check_url(&url).map_err(|e| ConfigError::Invalid("Redis URL", e))?;
     Ok(url)
-}
-
-fn load_apps_file(path: &PathBuf) -> Result<Vec<App>, ConfigError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::AppsFile(shown.clone(), e.to_string()))?;
-    let apps: Vec<App> = serde_json::from_str(&text)
-        .map_err(|e| ConfigError::AppsFile(shown.clone(), e.to_string()))?;
-    if apps.is_empty() {
-        return Err(ConfigError::AppsFile(shown, "it lists no apps".into()));
-    }
-    Ok(apps)
 }
 
 #[cfg(test)]
@@ -492,6 +623,7 @@ mod tests {
             ("PUSHER_APP_KEY", "pkey"),
             ("REVERB_APP_KEY", "rkey"),
             ("REVERB_APP_ID", "rid"),
+            ("PUSHER_APP_SECRET", "psecret"),
             ("REVERB_SERVER_PORT", "8080"),
         ];
         let c = resolve(&[], &vars).unwrap();
@@ -562,6 +694,46 @@ mod tests {
     }
 
     #[test]
+    fn listener_tls_and_drain_settings() {
+        let c = resolve(&[], &[]).unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.max_connections_per_ip, 1_000);
+        assert_eq!(c.server.max_pending_handshakes, 4_096);
+        assert_eq!(c.server.connection_rate_per_ip, 0);
+        assert_eq!(c.drain_delay, Duration::ZERO);
+        assert!(c.tls.is_none());
+        let c = resolve(
+            &[
+                "--handshake-timeout",
+                "3",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--max-connections-per-ip",
+                "0",
+                "--connection-rate-per-ip",
+                "20",
+                "--drain-delay",
+                "15",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.server.max_connections_per_ip, 0);
+        assert_eq!(c.server.connection_rate_per_ip, 20);
+        assert_eq!(c.drain_delay, Duration::from_secs(15));
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.cert.to_str(), tls.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        assert!(Cli::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--handshake-timeout", "0"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         assert!(resolve(&["--host", "not an ip"], &[]).is_err());
         assert!(resolve(&[], &[("RF_PORT", "99999")]).is_err());
@@ -576,6 +748,107 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["x", "--port", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--activity-timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn development_credentials_only_when_no_app_is_configured() {
+        let c = resolve(&[], &[]).unwrap();
+        assert!(c.dev_credentials);
+        assert!(matches!(c.apps_source, AppSource::Flags));
+        let c = resolve(
+            &["--app-id", "1", "--app-key", "k", "--app-secret", "s"],
+            &[],
+        )
+        .unwrap();
+        assert!(!c.dev_credentials);
+        // Partial credentials are an error naming what is missing, never filled in.
+        let e = resolve(&["--app-key", "k", "--app-id", "1"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app secret missing"), "{e}");
+        assert!(e.contains("PUSHER_APP_SECRET"), "{e}");
+        let e = resolve(&[], &[("PUSHER_APP_SECRET", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app id missing"), "{e}");
+    }
+
+    #[test]
+    fn one_source_of_apps() {
+        let e = resolve(
+            &[
+                "--apps-file",
+                "/x.json",
+                "--apps-database-url",
+                "postgres://h/d",
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let e = resolve(
+            &["--apps-database-url", "postgres://h/d", "--app-key", "k"],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let c = resolve(&["--apps-database-url", "postgres://u:pw@h/d"], &[]).unwrap();
+        assert!(c.apps.is_empty() && !c.dev_credentials);
+        match c.apps_source {
+            AppSource::Database {
+                settings,
+                reload_every,
+                ..
+            } => {
+                assert_eq!(settings.target(), "h:5432/d");
+                assert_eq!(reload_every, Duration::from_secs(30));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(resolve(&["--apps-database-url", "mysql://h/d"], &[]).is_err());
+        // Laravel's DB_* name the store only when nothing else names the apps.
+        let laravel = [
+            ("DB_CONNECTION", "pgsql"),
+            ("DB_HOST", "pg"),
+            ("DB_DATABASE", "shop"),
+        ];
+        let c = resolve(&[], &laravel).unwrap();
+        assert!(matches!(c.apps_source, AppSource::Database { .. }));
+        let mut with_app = laravel.to_vec();
+        with_app.extend([
+            ("PUSHER_APP_ID", "1"),
+            ("PUSHER_APP_KEY", "k"),
+            ("PUSHER_APP_SECRET", "s"),
+        ]);
+        let c = resolve(&[], &with_app).unwrap();
+        assert!(matches!(c.apps_source, AppSource::Flags));
+        assert_eq!(c.apps[0].key, "k");
+        let c = resolve(&[], &[("DB_CONNECTION", "mysql")]).unwrap();
+        assert!(c.dev_credentials);
+    }
+
+    #[test]
+    fn redis_required_and_tls_urls() {
+        assert!(resolve(&["--redis-required"], &[]).is_err());
+        let c = resolve(&["--adapter", "redis", "--redis-required"], &[]).unwrap();
+        assert!(c.redis_required);
+        let r = resolve(
+            &[
+                "--adapter",
+                "redis",
+                "--redis-url",
+                "rediss://:pw@r.example.com:6380",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.redis.unwrap().url, "rediss://:pw@r.example.com:6380");
+        let e = resolve(&["--adapter", "redis", "--redis-url", "http://:pw@x"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw"), "{e}");
     }
 
     #[test]

@@ -26,15 +26,24 @@
 mod adapter;
 mod api;
 mod apps;
+mod appstore;
 mod auth;
 mod authorize;
 mod broadcaster;
 mod config;
 mod dev;
+mod env;
 mod hub;
+mod listener;
 mod metrics;
 mod protocol;
+mod ratelog;
+mod readiness;
+mod redis_probe;
+mod reload;
 mod server;
+mod startup;
+mod tls;
 mod ws;
 
 // The library face: what an embedding app uses.
@@ -51,13 +60,18 @@ pub use broadcaster::{
 // What `serve` and `RedisAdapter::start` take: a hub and its settings.
 pub use apps::Apps;
 pub use hub::{AppsReload, Hub, HubEvent, HubSettings, MemberChange, ObserverHandle};
-pub use server::{serve, AppState, ServerOptions};
+pub use readiness::Readiness;
+pub use reload::ReloadHooks;
+pub use server::{serve, serve_with, AppState, ServerOptions, Serving};
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// What the `rf-broadcast` binary needs beyond the library face: the command line.
 #[doc(hidden)]
 pub mod cli {
-    pub use crate::config::{Cli, Config, MetricsListen, ProcessEnv};
+    pub use crate::appstore::commands::run as run_apps_command;
+    pub use crate::config::{Cli, Command, Config, MetricsListen, ProcessEnv};
     pub use crate::metrics::{serve_metrics, Metrics};
+    pub use crate::startup::{prepare, spawn_app_reloads};
 }
 
 #[doc(hidden)]

@@ -1,9 +1,14 @@
-//! The `rf-broadcast` binary: parse the configuration, start logging, serve until SIGINT or
-//! SIGTERM. Everything else lives in the library.
+//! The `rf-broadcast` binary: parse the configuration, start logging, serve, and handle the
+//! signals: SIGTERM or SIGINT drains (`/ready` 503 at once, new connections served for
+//! `--drain-delay`, then every client closed with 4200 within `--shutdown-grace`), a second one
+//! exits at once; SIGHUP runs the reload actions (the TLS certificate, ...). Everything else
+//! lives in the library.
 
 use clap::Parser;
-use rf_broadcast::cli::{serve_metrics, Cli, Config, Metrics, MetricsListen, ProcessEnv};
-use rf_broadcast::{AppState, Apps, Hub};
+use rf_broadcast::cli::{serve_metrics, Cli, Command, Config, Metrics, MetricsListen, ProcessEnv};
+use rf_broadcast::{AppState, Apps, Hub, Readiness, ReloadHooks, Serving, Tls};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 // jemalloc packs each connection's small allocations tighter than glibc's malloc: 2.2 -> 1.9 KB
 // RSS per idle connection (BENCHMARKS.md). Library users keep their own allocator.
@@ -18,12 +23,30 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let config = match cli.resolve(&ProcessEnv) {
+    if let Some(Command::Apps(cmd)) = cli.command.clone() {
+        std::process::exit(rf_broadcast::cli::run_apps_command(
+            cmd,
+            cli.apps_database_url.clone(),
+            &ProcessEnv,
+        ));
+    }
+    let mut config = match cli.resolve(&ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rf-broadcast: {e}");
             std::process::exit(2);
         }
+    };
+    // A certificate or key that cannot be used is a configuration mistake: exit 2, naming it.
+    let tls = match &config.tls {
+        Some(files) => match Tls::load(files.clone()) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("rf-broadcast: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => None,
     };
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&config.log_level))
@@ -40,7 +63,12 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(config)) {
+    // Apps from the database, --redis-required: failing here is a configuration error.
+    if let Err(e) = rt.block_on(rf_broadcast::cli::prepare(&mut config)) {
+        eprintln!("rf-broadcast: {e}");
+        std::process::exit(2);
+    }
+    if let Err(e) = rt.block_on(run(config, tls)) {
         eprintln!("rf-broadcast: {}", e.message);
         std::process::exit(e.code);
     }
@@ -129,7 +157,7 @@ fn listen(config: &Config) -> Result<tokio::net::TcpListener, Failure> {
     Ok(socket.listen(LISTEN_BACKLOG)?)
 }
 
-async fn run(config: Config) -> Result<(), Failure> {
+async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
     let listener = listen(&config)?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
@@ -148,19 +176,25 @@ async fn run(config: Config) -> Result<(), Failure> {
             redis.node_expiry
         );
     }
-    let app = &config.apps[0];
+    let (scheme, secure) = if tls.is_some() {
+        ("https", true)
+    } else {
+        ("http", false)
+    };
     tracing::info!(
-        "rf-broadcast listening on http://{addr} ({} app(s))",
+        "rf-broadcast listening on {scheme}://{addr} ({} app(s))",
         config.apps.len()
     );
-    tracing::info!(
-        "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME=http",
-        app.id, app.key, addr.ip(), addr.port()
-    );
-    tracing::info!(
-        "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})",
-        app.key, addr.ip(), addr.port()
-    );
+    if let Some(app) = config.apps.first() {
+        tracing::info!(
+            "Laravel .env: BROADCAST_CONNECTION=pusher PUSHER_APP_ID={} PUSHER_APP_KEY={} PUSHER_APP_SECRET=<secret> PUSHER_HOST={} PUSHER_PORT={} PUSHER_SCHEME={scheme}",
+            app.id, app.key, addr.ip(), addr.port()
+        );
+        tracing::info!(
+            "Echo: new Echo({{ broadcaster: 'pusher', key: '{}', cluster: 'mt1', wsHost: '{}', wsPort: {}, wssPort: {}, forceTLS: {secure}, enabledTransports: ['ws', 'wss'] }})",
+            app.key, addr.ip(), addr.port(), addr.port()
+        );
+    }
     if config.server.dev_auth {
         tracing::warn!(
             "--dev-auth is ON: this server signs ANY channel subscription and user sign-in \
@@ -168,6 +202,26 @@ async fn run(config: Config) -> Result<(), Failure> {
              Demo page: http://{addr}/demo"
         );
     }
+    let readiness = Readiness::new();
+    if let Some(adapter) = &adapter {
+        let adapter = adapter.clone();
+        readiness.set_adapter_probe(move || adapter.connected());
+    }
+    let reload = ReloadHooks::new();
+    // SIGHUP re-reads the apps source; the database store is also followed live.
+    rf_broadcast::cli::spawn_app_reloads(&hub, adapter.clone(), &config.apps_source, &reload);
+    if let Some(tls) = &tls {
+        let tls = tls.clone();
+        reload.register("TLS certificate", move || tls.reload_and_log());
+    }
+    let grace = config.server.shutdown_grace;
+    let stopped_at = Arc::new(OnceLock::new());
+    let stop = handle_signals(
+        readiness.clone(),
+        reload,
+        config.drain_delay,
+        stopped_at.clone(),
+    )?;
     let mut state = AppState::new(hub, config.server.clone());
     if let Some(listen) = config.metrics {
         if let Some(listener) = bind_metrics(listen).await {
@@ -189,10 +243,19 @@ async fn run(config: Config) -> Result<(), Failure> {
             .with_redis_rate_limits(redis)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     }
-    let result = rf_broadcast::serve(listener, state, shutdown_signal()).await;
+    let serving = Serving { readiness, tls };
+    let result = rf_broadcast::serve_with(listener, state, serving, async {
+        let _ = stop.await;
+    })
+    .await;
     if let Some(adapter) = adapter {
-        // Let the other nodes hear that this node's members left.
-        adapter.flush(std::time::Duration::from_secs(2)).await;
+        // Let the other nodes hear that this node's members left: in what is left of the
+        // grace period, with a floor so a zero grace still says goodbye.
+        let spent = stopped_at.get().map_or(Duration::ZERO, Instant::elapsed);
+        let budget = grace
+            .saturating_sub(spent)
+            .clamp(FLUSH_FLOOR, FLUSH_CEILING);
+        adapter.flush(budget).await;
     }
     Ok(result?)
 }
@@ -226,26 +289,54 @@ async fn bind_metrics(listen: MetricsListen) -> Option<tokio::net::TcpListener> 
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Bounds of the time the Redis adapter gets to publish this node's goodbyes at shutdown.
+const FLUSH_FLOOR: Duration = Duration::from_millis(500);
+const FLUSH_CEILING: Duration = Duration::from_secs(2);
+
+/// Install the signal handlers. The returned receiver fires when the drain delay after the
+/// first SIGTERM/SIGINT is over; a second one exits at once; SIGHUP runs `reload`.
+fn handle_signals(
+    readiness: Arc<Readiness>,
+    reload: ReloadHooks,
+    drain_delay: Duration,
+    stopped_at: Arc<OnceLock<Instant>>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut stop = Some(tx);
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    reload.reload();
+                    continue;
+                }
+            };
+            let Some(tx) = stop.take() else {
+                tracing::warn!("{name} again: exiting now");
+                std::process::exit(1);
+            };
+            readiness.start_draining();
+            tracing::info!(
+                "{name}: draining: /ready answers 503; new connections served for {drain_delay:?}, \
+                 then every client is closed with 4200 (a second {name} exits at once)"
+            );
+            let stopped_at = stopped_at.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(drain_delay).await;
+                tracing::info!("shutting down: closing connections with 4200");
+                let _ = stopped_at.set(Instant::now());
+                let _ = tx.send(());
+            });
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: closing connections with 4200");
+    });
+    Ok(rx)
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
 //! The router and the serve loop: WebSocket `/app/{key}`, the HTTP API, `/up`, the
 //! development routes when asked for, and graceful shutdown (every
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
+//! The sockets themselves are accepted and limited in [`crate::listener`].
 
 pub use crate::api::{AppState, ServerOptions};
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
+use crate::readiness::Readiness;
+use crate::tls::Tls;
 use crate::ws::{self, Handshake};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -128,6 +130,15 @@ fn upgrade_with(
         })
 }
 
+/// What [`serve_with`] adds to the router: readiness (`/ready`) and built-in TLS.
+#[derive(Clone, Default)]
+pub struct Serving {
+    /// Answers `/ready`; shutdown marks it draining.
+    pub readiness: Arc<Readiness>,
+    /// Serve `https://` and `wss://` with this certificate instead of plain HTTP.
+    pub tls: Option<Arc<Tls>>,
+}
+
 /// Serve until `shutdown` resolves, then close every WebSocket with 4200 and wait (bounded)
 /// for them to go.
 pub async fn serve(
@@ -135,43 +146,68 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = state.hub.clone();
-    let grace = state.options.shutdown_grace;
-    let app = router(state);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    // Small frames must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server =
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = tx.send(());
-        });
-    let closer = {
-        let hub = hub.clone();
-        async move {
-            if rx.await.is_err() {
-                return;
-            }
-            close_all(&hub, grace).await;
-        }
-    };
-    let (result, _) = tokio::join!(async move { server.await }, closer);
-    result
+    serve_with(listener, state, Serving::default(), shutdown).await
 }
+
+/// [`serve`] with `/ready` and optional TLS. When `shutdown` resolves: `/ready` answers 503,
+/// no socket is accepted any more, sockets that have not upgraded finish their request and
+/// close, every WebSocket gets 4200, and this returns once they are gone or
+/// `shutdown_grace` has passed.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    serving: Serving,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = state.hub.clone();
+    let options = state.options.clone();
+    let app = router(state).merge(ready_route(&options.path_prefix, serving.readiness.clone()));
+    let settings = crate::listener::Settings {
+        handshake_timeout: options.handshake_timeout,
+        max_connections_per_ip: options.max_connections_per_ip,
+        max_pending_handshakes: options.max_pending_handshakes,
+        connection_rate_per_ip: options.connection_rate_per_ip,
+    };
+    let stopped =
+        crate::listener::accept_until(listener, app, settings, serving.tls, shutdown).await;
+    serving.readiness.start_draining();
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
+    close_all(&hub, options.shutdown_grace).await;
+    while stopped.pending() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// `GET {prefix}/ready`.
+fn ready_route(prefix: &str, readiness: Arc<Readiness>) -> Router {
+    let path = format!("{}/ready", normalize_prefix(prefix).unwrap_or_default());
+    Router::new().route(&path, get(move || async move { readiness.response() }))
+}
+
+/// How often shutdown repeats its close request, for connections that upgraded after the
+/// first one went out.
+const CLOSE_REPEAT: Duration = Duration::from_millis(100);
 
 /// Ask every connection to close with 4200 and wait until they are gone or `grace` passes.
 pub async fn close_all(hub: &Arc<Hub>, grace: Duration) {
-    for conn in hub.all_connections() {
-        conn.close(CloseRequest {
-            code: ErrorCode::ReconnectImmediately,
-            message: "Server is shutting down; reconnect",
-            send_error: true,
-        });
-    }
     let deadline = tokio::time::Instant::now() + grace;
-    while hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    loop {
+        // Repeated: a connection that was mid-upgrade at the first round is asked too. The
+        // first request a connection gets is the one it acts on, so repeats change nothing.
+        for conn in hub.all_connections() {
+            conn.close(CloseRequest {
+                code: ErrorCode::ReconnectImmediately,
+                message: "Server is shutting down; reconnect",
+                send_error: true,
+            });
+        }
+        let next = tokio::time::Instant::now() + CLOSE_REPEAT;
+        while hub.connection_count() > 0 && tokio::time::Instant::now() < next.min(deadline) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if hub.connection_count() == 0 || tokio::time::Instant::now() >= deadline {
+            return;
+        }
     }
 }

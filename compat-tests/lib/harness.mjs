@@ -10,6 +10,7 @@
 //   RF_LOG_DIR   where server logs go (default compat-tests/logs/)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,7 +123,8 @@ export function findBinary() {
   throw new Error(`rf-broadcast binary not found (looked at ${rel} and ${dbg}); build it with cargo build or set RF_BIN`);
 }
 
-async function httpUp(host, port) {
+async function httpUp(host, port, ca) {
+  if (ca) return httpsUp(host, port, ca);
   try {
     const res = await fetch(`http://${host}:${port}/up`, { signal: AbortSignal.timeout(1000) });
     await res.arrayBuffer();
@@ -132,11 +134,25 @@ async function httpUp(host, port) {
   }
 }
 
+/** GET /up over TLS, trusting only `ca` (PEM). */
+function httpsUp(host, port, ca) {
+  return new Promise((resolve) => {
+    const req = https.get({ host, port, path: '/up', ca, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
 /**
- * Starts rf-broadcast. `flags` are extra CLI flags, e.g. ['--dev-auth'].
+ * Starts rf-broadcast. `flags` are extra CLI flags, e.g. ['--dev-auth']; `tls` is the PEM of the
+ * CA that signed the certificate given in the flags (`--tls-cert`): the server is then probed
+ * over https.
  * Returns { host, port, url, wsUrl, app, stop(), restart(), log() }.
  */
-export async function startServer({ flags = [], name = 'server', port, app = APP } = {}) {
+export async function startServer({ flags = [], name = 'server', port, app = APP, tls } = {}) {
   if (process.env.RF_EXTERNAL) {
     const [host, p] = process.env.RF_EXTERNAL.split(':');
     return {
@@ -152,7 +168,8 @@ export async function startServer({ flags = [], name = 'server', port, app = APP
   fs.mkdirSync(logDir, { recursive: true });
   const logPath = path.join(logDir, `${name}-${port}.log`);
   const args = ['--host', host, '--port', String(port), '--app-id', app.id, '--app-key', app.key, '--app-secret', app.secret, ...flags];
-  const srv = { host, port, url: `http://${host}:${port}`, app, bin, args, logPath, child: null, exits: [] };
+  const scheme = tls ? 'https' : 'http';
+  const srv = { host, port, url: `${scheme}://${host}:${port}`, app, bin, args, logPath, child: null, exits: [] };
 
   srv.launch = async () => {
     const out = fs.openSync(logPath, 'a');
@@ -165,7 +182,7 @@ export async function startServer({ flags = [], name = 'server', port, app = APP
     srv.child = child;
     child.exited = new Promise((resolve) => child.on('exit', (code, signal) => { srv.exits.push({ code, signal }); resolve({ code, signal }); }));
     const deadline = Date.now() + 10_000;
-    while (!(await httpUp(host, port))) {
+    while (!(await httpUp(host, port, tls))) {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`rf-broadcast exited early (${child.exitCode ?? child.signalCode}); log:\n${srv.log()}`);
       }

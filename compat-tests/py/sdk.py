@@ -4,17 +4,30 @@ Usage: sdk.py '<json>' where <json> is one operation or {"ops": [op, ...]}; each
 {"op": "<method name>", ...keyword arguments...}. Prints one JSON document on stdout:
 {"results": [{"ok": <return value>} | {"error": "<exception class>", "message": "..."}]}.
 Server address and credentials come from RF_HOST, RF_PORT, RF_APP_ID, RF_KEY, RF_SECRET
-(and RF_MASTER_KEY_B64 for encrypted channels).
+(and RF_MASTER_KEY_B64 for encrypted channels; RF_SSL=1 for https, trusting the CA file
+RF_CA_FILE).
 """
 import json
 import os
 import sys
 
 import pusher
+import pusher.requests
+
+
+class PrivateCaBackend(pusher.requests.RequestsBackend):
+    """The SDK pins its bundled CA list for https; a server with a private CA (the compat
+    suite's test certificate) needs the backend told which CA to trust."""
+
+    def __init__(self, client, **options):
+        super().__init__(client, **options)
+        self.options["verify"] = os.environ["RF_CA_FILE"]
 
 
 def client(secret=None):
     opts = {}
+    if os.environ.get("RF_CA_FILE"):
+        opts["backend"] = PrivateCaBackend
     if os.environ.get("RF_MASTER_KEY_B64"):
         opts["encryption_master_key_base64"] = os.environ["RF_MASTER_KEY_B64"]
     return pusher.Pusher(
@@ -23,7 +36,7 @@ def client(secret=None):
         secret=secret or os.environ.get("RF_SECRET", "app-secret"),
         host=os.environ.get("RF_HOST", "127.0.0.1"),
         port=int(os.environ["RF_PORT"]),
-        ssl=False,
+        ssl=os.environ.get("RF_SSL") == "1",
         timeout=5,
         **opts,
     )

@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -137,7 +137,12 @@ struct Shared {
     node: Arc<str>,
     settings: RedisSettings,
     hub: Weak<Hub>,
-    app_ids: Vec<String>,
+    /// `host:port` of the Redis server, for messages (never the password).
+    target: String,
+    /// Rate limit of the "Redis is away" warnings (subscriber and publisher).
+    outage: crate::ratelog::RateLog,
+    /// The hub's apps changed: subscribe to added apps' channels, leave removed ones'.
+    apps_changed: Notify,
     tx: mpsc::Sender<Out>,
     /// Messages dropped because the queue was full or Redis was unreachable.
     dropped: AtomicU64,
@@ -171,13 +176,17 @@ impl RedisAdapter {
     /// on a malformed URL: an unreachable Redis is retried in the background while the node
     /// serves its own clients.
     pub fn start(hub: &Arc<Hub>, settings: RedisSettings) -> Result<Arc<RedisAdapter>, String> {
+        crate::redis_probe::install_tls_provider();
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| format!("invalid Redis URL: {e}"))?;
+        let target = crate::redis_probe::target(&settings.url);
         let (tx, rx) = mpsc::channel(settings.queue.max(16));
         let node: Arc<str> = Arc::from(format!("{:016x}", rand::random::<u64>()));
         let shared = Arc::new(Shared {
             node,
-            app_ids: hub.apps().iter().map(|a| a.id.clone()).collect(),
+            target,
+            outage: crate::ratelog::RateLog::default(),
+            apps_changed: Notify::new(),
             settings,
             hub: Arc::downgrade(hub),
             tx,
@@ -225,6 +234,12 @@ impl RedisAdapter {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    /// The hub's apps were reloaded: follow added apps and leave removed ones on Redis now
+    /// (the watchdog also checks every heartbeat).
+    pub fn apps_changed(&self) {
+        self.shared.apps_changed.notify_one();
+    }
+
     /// Other nodes currently considered alive.
     pub fn nodes(&self) -> usize {
         self.shared.nodes.lock().len()
@@ -245,9 +260,17 @@ impl Shared {
         format!("{}#{app_id}#{p}", self.settings.prefix)
     }
 
+    /// The ids of the hub's apps now (they change on reload).
+    fn app_ids(&self) -> Vec<String> {
+        match self.hub.upgrade() {
+            Some(hub) => hub.apps().iter().map(|a| a.id.clone()).collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn all_channels(&self) -> Vec<String> {
         let mut out = vec![self.ctl_channel(), self.node_channel(&self.node)];
-        for app in &self.app_ids {
+        for app in &self.app_ids() {
             for p in 0..self.settings.partitions.max(1) {
                 out.push(format!("{}#{app}#{p}", self.settings.prefix));
             }
@@ -277,7 +300,7 @@ impl Shared {
 
     /// Send this node's full state (every app) to the others.
     fn send_state(&self, hub: &Hub) {
-        for app in &self.app_ids {
+        for app in &self.app_ids() {
             let members = hub
                 .local_presence(app)
                 .into_iter()
@@ -548,8 +571,12 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
                 {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
-                        if !down {
-                            tracing::warn!("redis adapter: cannot publish to Redis: {e}");
+                        if let Some(n) = (!down).then(|| sh.outage.allow()).flatten() {
+                            tracing::warn!(
+                                "redis adapter: cannot publish to Redis at {}: {e}{}",
+                                sh.target,
+                                crate::ratelog::held_back(n)
+                            );
                         }
                         down = true;
                         break;
@@ -563,8 +590,12 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
                     break;
                 }
                 Err(e) => {
-                    if !down {
-                        tracing::warn!("redis adapter: publish failed: {e}");
+                    if let Some(n) = (!down).then(|| sh.outage.allow()).flatten() {
+                        tracing::warn!(
+                            "redis adapter: publish to Redis at {} failed: {e}{}",
+                            sh.target,
+                            crate::ratelog::held_back(n)
+                        );
                     }
                     conn = None;
                 }
@@ -572,7 +603,7 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
         }
         if sent {
             if down {
-                tracing::info!("redis adapter: publishing to Redis again");
+                tracing::info!("redis adapter: publishing to Redis at {} again", sh.target);
             }
             down = false;
         } else {
@@ -591,13 +622,13 @@ async fn publisher(sh: Arc<Shared>, client: redis::Client, mut rx: mpsc::Receive
 /// Keep one subscription up: subscribe, hand every message to the hub, and on loss
 /// reconnect with backoff and resynchronise.
 async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
-    let channels = sh.all_channels();
     let mut backoff = Duration::from_millis(100);
     let mut was_up = false;
     loop {
         if sh.hub.strong_count() == 0 {
             return;
         }
+        let channels = sh.all_channels();
         let attempt = tokio::time::timeout(Duration::from_secs(2), async {
             let mut ps = client.get_async_pubsub().await?;
             ps.subscribe(&channels).await?;
@@ -608,15 +639,20 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
             Ok(Ok(ps)) => {
                 backoff = Duration::from_millis(100);
                 if was_up {
-                    tracing::info!("redis adapter: reconnected to Redis; resynchronising");
+                    tracing::info!(
+                        "redis adapter: reconnected to Redis at {}; resynchronising",
+                        sh.target
+                    );
                 } else {
-                    tracing::info!("redis adapter: subscribed to Redis");
+                    tracing::info!("redis adapter: subscribed to Redis at {}", sh.target);
                 }
+                sh.outage.reset();
                 was_up = true;
                 let Some(hub) = sh.hub.upgrade() else { return };
                 sh.on_connected(&hub);
                 drop(hub);
-                let mut stream = ps.into_on_message();
+                let (mut sink, mut stream) = ps.split();
+                let mut subscribed: HashSet<String> = channels.into_iter().collect();
                 loop {
                     tokio::select! {
                         msg = stream.next() => match msg {
@@ -627,15 +663,44 @@ async fn subscriber(sh: Arc<Shared>, client: redis::Client) {
                             None => break,
                         },
                         _ = sh.resubscribe.notified() => break,
+                        _ = sh.apps_changed.notified() => {
+                            let want: HashSet<String> = sh.all_channels().into_iter().collect();
+                            let add: Vec<&String> = want.difference(&subscribed).collect();
+                            if !add.is_empty() && sink.subscribe(&add).await.is_err() {
+                                break;
+                            }
+                            let gone: Vec<&String> = subscribed.difference(&want).collect();
+                            if !gone.is_empty() && sink.unsubscribe(&gone).await.is_err() {
+                                break;
+                            }
+                            subscribed = want;
+                        }
                     }
                 }
                 sh.connected.store(false, Ordering::Relaxed);
                 tracing::warn!(
-                    "redis adapter: lost the Redis subscription; serving local clients, reconnecting"
+                    "redis adapter: lost the Redis subscription at {}; serving local clients, reconnecting",
+                    sh.target
                 );
             }
-            Ok(Err(e)) => tracing::warn!("redis adapter: cannot subscribe to Redis: {e}"),
-            Err(_) => tracing::warn!("redis adapter: cannot subscribe to Redis: timed out"),
+            Ok(Err(e)) => {
+                if let Some(n) = sh.outage.allow() {
+                    tracing::warn!(
+                        "redis adapter: cannot subscribe to Redis at {}: {e}; serving local clients, retrying{}",
+                        sh.target,
+                        crate::ratelog::held_back(n)
+                    );
+                }
+            }
+            Err(_) => {
+                if let Some(n) = sh.outage.allow() {
+                    tracing::warn!(
+                        "redis adapter: cannot subscribe to Redis at {}: timed out; serving local clients, retrying{}",
+                        sh.target,
+                        crate::ratelog::held_back(n)
+                    );
+                }
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -653,6 +718,8 @@ async fn watchdog(sh: Arc<Shared>) {
             continue;
         }
         sh.enqueue(sh.ctl_channel(), Msg::Heartbeat);
+        // Apps reloaded without telling us (a library caller of `Hub::reload_apps`).
+        sh.apps_changed.notify_one();
         if sh.own_seen.lock().elapsed() > sh.settings.node_expiry {
             // Our own heartbeats no longer come back: the subscription is dead.
             tracing::warn!("redis adapter: own heartbeat not seen; resubscribing");

@@ -23,6 +23,16 @@ pub struct ServerOptions {
     /// pusher-js's `wsPath` and the PHP SDK's `path` option expect; signatures are still
     /// checked over the path without it. Empty: served at the root.
     pub path_prefix: String,
+    /// Time a socket has for each HTTP request (TLS handshake, headers and body) before it
+    /// upgrades: from the accept, then from the previous answer. Late: the socket is closed.
+    pub handshake_timeout: Duration,
+    /// Open sockets (WebSocket or not) from one client IP; more are closed at accept. 0: no cap.
+    pub max_connections_per_ip: usize,
+    /// Sockets that have not (yet) become WebSocket connections; more are closed at accept.
+    /// 0: no cap.
+    pub max_pending_handshakes: usize,
+    /// New WebSocket upgrades per second from one client IP; more answer 429. 0: no limit.
+    pub connection_rate_per_ip: u32,
 }
 
 impl Default for ServerOptions {
@@ -33,6 +43,10 @@ impl Default for ServerOptions {
             dev_auth: false,
             shutdown_grace: Duration::from_secs(3),
             path_prefix: String::new(),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 1_000,
+            max_pending_handshakes: 4_096,
+            connection_rate_per_ip: 0,
         }
     }
 }
