@@ -39,6 +39,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] ||
   stop "node $(node --version) is too old for compat-tests/ (needs >= 20)" "install Node.js 20 or later (https://nodejs.org/en/download)"
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 
 # Redis on 127.0.0.1:6379 for tests/cluster.rs, and redis-server on the PATH for its restart
 # test (which starts its own on a spare port).

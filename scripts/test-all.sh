@@ -34,6 +34,15 @@ step "compat-tests" bash -c 'cd compat-tests && npm test'
 if [ -x loadgen/smoke.sh ]; then
   step "loadgen smoke" loadgen/smoke.sh
 fi
+# 60 s of fan-out, churn, client events and presence joins/leaves: nothing lost or duplicated
+# (the 30-minute soak is a documented command, RELIABILITY.md).
+step "loadgen soak (60 s)" loadgen/soak.sh 60 10
+# Each fuzz target for 3 s so they keep building (skipped, saying so, without nightly or
+# cargo-fuzz). The build is kept under ~/.cache so a fresh clone does not rebuild it.
+step "fuzz (3 s per target)" env FUZZ_BUILD_ARGS="${FUZZ_BUILD_ARGS:---dev}" \
+  FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rf-broadcast/fuzz-target}" \
+  fuzz/run.sh 3
+step "cargo deny" scripts/deny.sh
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"

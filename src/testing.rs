@@ -36,3 +36,36 @@ pub fn subscription_count(hub: &Hub, app_id: &str, channel: &str) -> usize {
 pub fn occupied_channels(hub: &Hub, app_id: &str, prefix: &str) -> usize {
     hub.channels(app_id, prefix).len()
 }
+
+// What the fuzz targets (`fuzz/`) reach: the parsers a peer feeds, and a connection's frame
+// handling without a socket.
+pub use crate::api::{verify as verify_request, Query};
+pub use crate::protocol::{validate_channel_name, ChannelInfo, ChannelKind};
+pub use crate::server::router;
+pub use crate::ws::handler::Session;
+pub use crate::ws::Refusal as WsRefusal;
+
+/// A connection of the app with `app_key`, registered on the hub as `ws::serve` registers one
+/// after the handshake, with its frame handling: what a socket's task would run, without the
+/// socket. `None` for an unknown key or an app over its connection quota.
+pub fn open_session(hub: &std::sync::Arc<Hub>, app_key: &str) -> Option<Session> {
+    let app = hub.apps().by_key(app_key)?.clone();
+    let conn = hub.connect_lineage(&app, None).ok()?;
+    Some(Session::new(hub.clone(), conn))
+}
+
+/// End a session as its socket's task does when the socket goes.
+pub fn close_session(session: Session) {
+    let conn = session.conn_arc().clone();
+    session.hub().disconnect(&conn);
+}
+
+/// Connections registered on this node, all apps.
+pub fn connection_count(hub: &Hub) -> usize {
+    hub.connection_count()
+}
+
+/// Users signed in on this node.
+pub fn signed_in_users(hub: &Hub, app_id: &str) -> usize {
+    hub.signed_in_users(app_id).len()
+}

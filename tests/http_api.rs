@@ -341,3 +341,28 @@ async fn path_prefix_serves_websocket_and_api_under_it() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Found by the `http_body` fuzz target: invalid UTF-8 inside a field the server ignores was
+/// accepted (serde_json validates only the strings it keeps). A body must be UTF-8 JSON.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_400_even_in_an_ignored_field() {
+    let s = TestServer::start().await;
+    let api = s.http();
+    let mut body = br#"{"name":"e","channels":["news"],"data":"{}","x-ignored":""#.to_vec();
+    body.extend_from_slice(&[0xa1, 0x9b]);
+    body.extend_from_slice(br#""}"#);
+    let (status, v) = api
+        .post_raw("/apps/app-id/events", &body, "app-secret", now())
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let batch = [
+        br#"{"batch":[{"name":"e","channel":"news","data":"{}","x":""#.as_slice(),
+        &[0xff],
+        br#""}]}"#,
+    ]
+    .concat();
+    let (status, v) = api
+        .post_raw("/apps/app-id/batch_events", &batch, "app-secret", now())
+        .await;
+    assert_eq!(status, 400, "{v}");
+}

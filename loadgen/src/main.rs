@@ -9,6 +9,7 @@ mod common;
 mod connections;
 mod fanout;
 mod publish;
+mod soak;
 mod stats;
 mod sys;
 mod target;
@@ -47,6 +48,9 @@ enum Scenario {
     SlowConsumer(fanout::SlowArgs),
     /// Connections opened and closed continuously while events flow.
     Churn(fanout::ChurnArgs),
+    /// Fan-out, churn, client events and presence joins/leaves at once, every message
+    /// counted, server RSS sampled: the soak (RELIABILITY.md).
+    Soak(soak::SoakArgs),
 }
 
 fn main() {
@@ -75,6 +79,7 @@ fn main() {
                 Scenario::ClientEvents(a) => client_events::client_events(c, a).await,
                 Scenario::SlowConsumer(a) => fanout::slow_consumer(c, a).await,
                 Scenario::Churn(a) => fanout::churn(c, a).await,
+                Scenario::Soak(a) => soak::soak(c, a).await,
             }
         };
         match tokio::time::timeout(cap, fut).await {

@@ -10,7 +10,7 @@
 //! what every idle connection costs: it holds the socket, a few words of state and a boxed
 //! nothing else (see DESIGN.md, per-connection memory).
 
-mod handler;
+pub(crate) mod handler;
 mod read_error;
 pub mod refusal;
 
