@@ -50,7 +50,7 @@ pub use crate::ws::Refusal as WsRefusal;
 /// socket. `None` for an unknown key or an app over its connection quota.
 pub fn open_session(hub: &std::sync::Arc<Hub>, app_key: &str) -> Option<Session> {
     let app = hub.apps().by_key(app_key)?.clone();
-    let conn = hub.connect_lineage(&app, None).ok()?;
+    let conn = hub.connect_from(&app, None, None).ok()?;
     Some(Session::new(hub.clone(), conn))
 }
 
