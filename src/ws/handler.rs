@@ -59,6 +59,8 @@ impl Session {
 
     pub fn handle_text(&mut self, text: &str) -> Result<(), Refusal> {
         let frame = protocol::parse_frame(text).map_err(|e| Refusal::invalid(e.to_string()))?;
+        // The event name and channel only: data and auth stay out of every log (SECURITY.md).
+        tracing::trace!(socket_id = %self.socket_id, event = %frame.event, channel = frame.channel.as_deref(), "frame");
         match &*frame.event {
             "pusher:ping" => self.conn.push(protocol::pong()),
             "pusher:pong" => self.hub.pong(&self.conn),
