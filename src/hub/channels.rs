@@ -108,6 +108,15 @@ pub(super) fn entry<'a>(
     (name, shard.get_mut(channel).expect("just inserted"))
 }
 
+/// The channel's state and its shared name, if the channel exists.
+pub(super) fn existing<'a>(
+    shard: &'a mut HashMap<Arc<str>, ChannelState>,
+    channel: &str,
+) -> Option<(Arc<str>, &'a mut ChannelState)> {
+    let name = shard.get_key_value(channel)?.0.clone();
+    Some((name, shard.get_mut(channel)?))
+}
+
 /// When a cache entry stored now expires (a huge TTL means "never", not an overflow).
 fn cache_expiry(ttl_secs: u64) -> Instant {
     let now = Instant::now();
@@ -292,11 +301,7 @@ impl AppHub {
         {
             let app = self.app();
             let mut shard = self.shard(channel).write();
-            let Some((name, state)) = shard
-                .get_key_value(channel)
-                .map(|(k, _)| k.clone())
-                .and_then(|k| shard.get_mut(channel).map(|s| (k, s)))
-            else {
+            let Some((name, state)) = existing(&mut shard, channel) else {
                 return;
             };
             if state.subscribers.swap_remove(&conn.socket_id).is_none() {

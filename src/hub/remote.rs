@@ -6,7 +6,7 @@
 //! becomes present anywhere, `member_removed` when its last connection anywhere goes (each node
 //! tells only its own clients, so every client hears it once).
 
-use super::channels::{entry, ChannelState};
+use super::channels::{entry, existing, ChannelState};
 use super::events::{HubEvent, MemberChange};
 use super::registry::AppHub;
 use super::Hub;
@@ -41,11 +41,7 @@ impl AppHub {
 
     fn remote_member_removed(&self, channel: &str, node: &str, user_id: &str) {
         let mut shard = self.shard(channel).write();
-        let Some((name, state)) = shard
-            .get_key_value(channel)
-            .map(|(k, _)| k.clone())
-            .and_then(|k| shard.get_mut(channel).map(|s| (k, s)))
-        else {
+        let Some((name, state)) = existing(&mut shard, channel) else {
             return;
         };
         self.remote_leave_locked(&name, state, node, user_id);
