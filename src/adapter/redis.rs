@@ -15,7 +15,8 @@
 //! dropped and counted) to one publishing task that pipelines them on a multiplexed
 //! connection, so the order a node publishes in is the order every other node delivers in.
 //!
-//! No Redis keys are used: presence members and signed-in users of every node are mirrored in
+//! The pub/sub side keeps no Redis keys (recovery's streams and lineages are `streams.rs`):
+//! presence members and signed-in users of every node are mirrored in
 //! every other node's hub from `MemberAdded`/`MemberRemoved`/`UserOnline`/`UserOffline`, and a
 //! node that (re)connects asks all others for their full state (`Sync` → `State`) and sends
 //! its own, which also repairs whatever was lost while Redis was away. A node that misses its
