@@ -56,11 +56,15 @@ pub struct Common {
     /// Seconds one connect+subscribe may take before it counts as failed.
     #[arg(long, global = true, default_value_t = 15)]
     pub connect_timeout: u64,
+    /// Connect with a lineage path (`/l/{id}/app/{key}`, one id per connection), as clients
+    /// of rf-broadcast's missed-message recovery do.
+    #[arg(long, global = true)]
+    pub lineage: bool,
 }
 
 impl Common {
     pub fn target(&self) -> Result<Target, String> {
-        Target::new(
+        let mut target = Target::new(
             &self.urls,
             self.publish_url.as_deref(),
             Creds {
@@ -68,7 +72,9 @@ impl Common {
                 key: self.app_key.clone(),
                 secret: self.app_secret.clone(),
             },
-        )
+        )?;
+        target.lineage = self.lineage;
+        Ok(target)
     }
 }
 
