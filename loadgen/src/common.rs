@@ -60,6 +60,10 @@ pub struct Common {
     /// of rf-broadcast's missed-message recovery do.
     #[arg(long, global = true)]
     pub lineage: bool,
+    /// Prefix of the benchmark's channel names: `private-` makes them private channels
+    /// (subscriptions signed with the app secret), `presence-` is not supported.
+    #[arg(long, global = true, default_value = "")]
+    pub channel_prefix: String,
 }
 
 impl Common {

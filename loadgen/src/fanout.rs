@@ -100,7 +100,7 @@ impl Bench {
             publisher: Arc::new(Publisher::new(&target)),
             target,
             common: common.clone(),
-            run: format!("b{}", now_us() / 1000 % 1_000_000),
+            run: format!("{}b{}", common.channel_prefix, now_us() / 1000 % 1_000_000),
             channels,
             phases: Arc::new((0..n_phases).map(|_| Phase::default()).collect()),
             next_seq: Arc::new((0..channels).map(|_| AtomicU64::new(0)).collect()),
