@@ -68,6 +68,9 @@ pub struct Common {
 
 impl Common {
     pub fn target(&self) -> Result<Target, String> {
+        if self.channel_prefix.starts_with("presence-") {
+            return Err("--channel-prefix presence- is not supported (no channel_data)".into());
+        }
         let mut target = Target::new(
             &self.urls,
             self.publish_url.as_deref(),
