@@ -41,6 +41,13 @@ pub struct Common {
     /// PID of the server process, for its CPU seconds and RSS from /proc.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
+    /// (fanout) More processes whose CPU seconds count as the server's, e.g. the other nodes
+    /// of a cluster: reported as `nodes_cpu_s` with `--server-pid`'s included. Repeatable.
+    #[arg(long = "node-pid", global = true)]
+    pub node_pids: Vec<u32>,
+    /// (fanout) A Redis server's PID: its CPU seconds are reported as `redis_cpu_s`.
+    #[arg(long, global = true)]
+    pub redis_pid: Option<u32>,
     /// Load generator worker threads (1 = current-thread runtime).
     #[arg(long, global = true, default_value_t = 2)]
     pub threads: usize,
