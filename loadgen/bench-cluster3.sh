@@ -11,8 +11,8 @@
 #      nothing lost and p99 under 100 ms
 #
 # Per run, one JSON line in loadgen/results/cluster3-*.jsonl (the load generator's, plus
-# redis_out_bytes: what Redis sent during the run, and node_read_bytes: what each node's
-# process read from sockets, i.e. its inbound Redis traffic plus its clients' frames).
+# redis_out_bytes: what Redis sent during the run, and node_redis_in_bytes: what each node
+# received on its connections to Redis, from the kernel's TCP counters via `ss`).
 #
 #   SOKETI_DIR=/path/with/node_modules/@soketi/soketi loadgen/bench-cluster3.sh [ROUNDS] [SCENARIOS]
 #   (see ../shared/peers.md or BENCHMARKS.md for installing soketi; without it only rf runs)
@@ -98,7 +98,15 @@ JSON
 }
 
 redis_out() { redis-cli -p $RPORT info stats | awk -F: '/^total_net_output_bytes/ {print $2+0}'; }
-read_bytes() { for p in "${PIDS[@]}"; do awk '/^rchar/ {printf "%s ", $2}' "/proc/$p/io"; done; }
+# Bytes each node received from Redis so far: the sum of bytes_received over its TCP
+# connections to the Redis port (ss -tinp: one line per socket, then its counters).
+read_bytes() {
+  ss -tinpH "dport = :$RPORT" | awk -v pids="${PIDS[*]}" '
+    BEGIN { n = split(pids, p, " "); for (i = 1; i <= n; i++) sum[p[i]] = 0 }
+    /users:/ { match($0, /pid=[0-9]+/); pid = substr($0, RSTART + 4, RLENGTH - 4); next }
+    /bytes_received:/ { match($0, /bytes_received:[0-9]+/); if (pid in sum) sum[pid] += substr($0, RSTART + 15, RLENGTH - 15) }
+    END { for (i = 1; i <= n; i++) printf "%s ", sum[p[i]] }'
+}
 
 run() { # kind label args...
   local kind=$1 label=$2
@@ -115,7 +123,7 @@ d = json.loads(sys.stdin.read())
 d["redis_out_bytes"] = int(os.environ["R1"]) - int(os.environ["R0"])
 b0 = [int(x) for x in os.environ["B0"].split()]
 b1 = [int(x) for x in os.environ["B1"].split()]
-d["node_read_bytes"] = [z - a for a, z in zip(b0, b1)]
+d["node_redis_in_bytes"] = [z - a for a, z in zip(b0, b1)]
 print(json.dumps(d))' | tee -a "$OUT" | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
@@ -123,7 +131,7 @@ print("%-28s %9s/s p50 %7s p99 %7s lost %s dup %s ooo %s nodes %s cpu-s/M redis 
   d["label"], round(d.get("delivered_per_s", 0)), d.get("e2e", {}).get("p50_ms"), d.get("e2e", {}).get("p99_ms"),
   d.get("lost"), d.get("duplicated"), d.get("out_of_order"), d.get("nodes_cpu_s_per_million"),
   d.get("redis_cpu_s_per_million"), d["redis_out_bytes"] / 1e6,
-  [round(x / 1e6, 1) for x in d["node_read_bytes"]]))'
+  [round(x / 1e6, 1) for x in d["node_redis_in_bytes"]]))'
 }
 
 mkdir -p "$(dirname "$OUT")"
