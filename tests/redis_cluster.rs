@@ -1,6 +1,7 @@
 //! Nodes joined over a real three-shard Redis Cluster (sharded pub/sub): events, client
 //! events and presence cross nodes in both routing modes, interest routing spreads channels
-//! over the shards, and a shard restart is survived.
+//! over the shards, missed-message recovery works across nodes (streams and lineages on the
+//! shards), and a shard restart is survived.
 //!
 //! Needs `redis-server` (7+) and `redis-cli` on the PATH: the test starts three cluster-enabled
 //! servers on spare loopback ports in a temporary directory and joins them with
@@ -153,8 +154,17 @@ struct Node {
     adapter: Arc<RedisAdapter>,
 }
 
+/// The test app, recovering `rec-*` channels.
+fn recovering_app() -> rf_broadcast::App {
+    rf_broadcast::App {
+        recovery_window: 30,
+        recovery_channels: vec!["rec-*".into()],
+        ..app()
+    }
+}
+
 async fn node(cluster: &RedisCluster, prefix: &str, routing: Routing) -> Node {
-    let hub = Hub::new(Apps::new(vec![app()]), HubSettings::default());
+    let hub = Hub::new(Apps::new(vec![recovering_app()]), HubSettings::default());
     let settings = RedisSettings {
         cluster_urls: cluster.shards.iter().map(Shard::url).collect(),
         prefix: prefix.into(),
@@ -165,8 +175,68 @@ async fn node(cluster: &RedisCluster, prefix: &str, routing: Routing) -> Node {
         ..RedisSettings::default()
     };
     let adapter = RedisAdapter::start(&hub, settings).unwrap();
-    let server = TestServer::from_hub(hub, app(), ServerOptions::default()).await;
+    let server = TestServer::from_hub(hub, recovering_app(), ServerOptions::default()).await;
     Node { server, adapter }
+}
+
+/// Events named `e` until `n` arrived, answering the server's pings.
+async fn read_events(c: &mut Client, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let v = c.next(Duration::from_secs(10)).await.expect("an event");
+        match v["event"].as_str() {
+            Some("e") => got.push(v["data"].as_str().unwrap().to_string()),
+            Some("pusher:ping") => c.send(json!({"event":"pusher:pong","data":{}})).await,
+            _ => {}
+        }
+    }
+    got
+}
+
+/// A lineage client drops from A and recovers on B what was published meanwhile.
+async fn recovery_crosses_nodes(a: &Node, b: &Node) {
+    let url = |n: &Node| {
+        format!(
+            "ws://{}/l/tab-9e0c-cluster/app/app-key?protocol=7&client=js",
+            n.server.addr
+        )
+    };
+    let data = |v: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
+    };
+    let mut c1 = Client::established(&url(a), "app-key", "app-secret").await;
+    let ok = c1.subscribe("rec-news").await;
+    assert_eq!(data(&ok), json!({"recovered": false, "missed": 0}));
+    for i in 0..3 {
+        b.server
+            .http()
+            .publish(&["rec-news"], "e", &i.to_string())
+            .await;
+    }
+    assert_eq!(read_events(&mut c1, 3).await, ["0", "1", "2"]);
+    // The acknowledging ping, its pong, and the next checkpoint.
+    let until = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
+        match c1.next(left).await {
+            Some(v) if v["event"] == "pusher:ping" => {
+                c1.send(json!({"event":"pusher:pong","data":{}})).await
+            }
+            _ => {}
+        }
+    }
+    drop(c1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 3..13 {
+        a.server
+            .http()
+            .publish(&["rec-news"], "e", &i.to_string())
+            .await;
+    }
+    let mut c2 = Client::established(&url(b), "app-key", "app-secret").await;
+    let ok = c2.subscribe("rec-news").await;
+    assert_eq!(data(&ok), json!({"recovered": true, "missed": 10}));
+    let expected: Vec<String> = (3..13).map(|i| i.to_string()).collect();
+    assert_eq!(read_events(&mut c2, 10).await, expected);
 }
 
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -243,6 +313,8 @@ async fn across_a_cluster(routing: Routing) {
     a1.send(json!({"event":"client-hi","channel":room,"data":{}}))
         .await;
     b2.expect_next("client-hi").await;
+
+    recovery_crosses_nodes(&a, &b).await;
 
     // A shard restarts: once it is back, events cross again on every channel.
     rc.shards[1].stop();

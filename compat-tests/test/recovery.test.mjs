@@ -2,7 +2,8 @@
 // headless Chromium, with the one line an app adds (wsPath: '/l/' + crypto.randomUUID()),
 // behind a TCP proxy of this test that cuts the connection without a WebSocket Close. Events
 // published through the Node SDK while the page is cut off arrive after the proxy is restored,
-// in order; at most the events sent after the last acknowledged ping come twice.
+// in order; at most the events sent after the last acknowledged ping come twice. The same with
+// two nodes joined through Redis: the page comes back on the other node.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,6 +17,8 @@ const skipBrowser = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} missing (run 
 const T = { skip: skipBrowser, timeout: 90_000 };
 let srv;
 let shortSrv;
+let nodeA;
+let nodeB;
 let browser;
 const refused = new Set();
 
@@ -41,7 +44,8 @@ async function startProxy(port) {
       down = true;
       for (const s of sockets) s.destroy();
     },
-    restore() {
+    restore(to) {
+      if (to) port = to; // come back on another node
       down = false;
     },
     close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(r); }),
@@ -52,12 +56,18 @@ before(async () => {
   if (skipBrowser) return;
   srv = await startServer({ name: 'recovery', flags: ['--recovery-window', '60'] });
   shortSrv = await startServer({ name: 'recovery-short', flags: ['--recovery-window', '2'] });
+  const cluster = ['--adapter', 'redis', '--redis-prefix', `rf-compat-${process.pid}-${Date.now()}`,
+    '--recovery-window', '60'];
+  nodeA = await startServer({ name: 'recovery-node-a', flags: cluster });
+  nodeB = await startServer({ name: 'recovery-node-b', flags: cluster });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
 });
 after(async () => {
   await browser?.close().catch(() => {});
   await srv?.stop();
   await shortSrv?.stop();
+  await nodeA?.stop();
+  await nodeB?.stop();
 });
 
 async function open(web, proxy, server, client, channel = 'private-feed') {
@@ -80,12 +90,17 @@ async function until(page, fn, arg, what, ms = 20_000) {
   }
 }
 
-/** Cut the page off, publish `missed` events meanwhile, restore, and check what arrives. */
-async function cutAndRecover(client) {
-  const sdk = serverSdk(srv);
+/**
+ * Cut the page off, publish 50 events meanwhile, restore, and check what arrives. The page
+ * starts on `first` and comes back on `second`; events go through `second`'s API before the
+ * cut and `first`'s during it (the same server on one node).
+ */
+async function cutAndRecover(client, first = srv, second = srv) {
+  const sdk = serverSdk(second);
+  const sdkDuringCut = serverSdk(first);
   const web = await startStatic(sdk, { refuse: (channel, socketId) => refused.has(channel) });
-  const proxy = await startProxy(srv.port);
-  const page = await open(web, proxy, srv, client);
+  const proxy = await startProxy(first.port);
+  const page = await open(web, proxy, first, client);
   try {
     await until(page, () => window.__succeeded.length === 1, null, 'subscribed');
     assert.deepEqual(await page.evaluate(() => window.__succeeded[0]), { recovered: false, missed: 0 });
@@ -94,8 +109,8 @@ async function cutAndRecover(client) {
     await sleep(4000); // the server pings for an acknowledgement; pusher-js answers
     proxy.cut();
     await sleep(300);
-    for (let n = 5; n < 55; n++) await sdk.trigger('private-feed', 'e', { n });
-    proxy.restore();
+    for (let n = 5; n < 55; n++) await sdkDuringCut.trigger('private-feed', 'e', { n });
+    proxy.restore(second.port);
     await until(page, () => window.__got.includes(54), null, 'all 50 missed events', 45_000);
     const ok = await page.evaluate(() => window.__succeeded);
     assert.equal(ok.length, 2, 'subscribed again after the reconnect');
@@ -128,6 +143,14 @@ test('pusher-js with a lineage wsPath gets every event published while it was cu
 
 test('Laravel Echo with a lineage wsPath gets every event published while it was cut off', T, async () => {
   await cutAndRecover('echo');
+});
+
+test('pusher-js cut off one node gets every missed event on another node, through Redis', T, async () => {
+  await cutAndRecover('pusher', nodeA, nodeB);
+});
+
+test('Laravel Echo cut off one node gets every missed event on another node, through Redis', T, async () => {
+  await cutAndRecover('echo', nodeA, nodeB);
 });
 
 test('a cut longer than the window, or a failed re-authorization, replays nothing', T, async () => {

@@ -41,6 +41,13 @@ pub struct Common {
     /// PID of the server process, for its CPU seconds and RSS from /proc.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
+    /// (fanout) More processes whose CPU seconds count as the server's, e.g. the other nodes
+    /// of a cluster: reported as `nodes_cpu_s` with `--server-pid`'s included. Repeatable.
+    #[arg(long = "node-pid", global = true)]
+    pub node_pids: Vec<u32>,
+    /// (fanout) A Redis server's PID: its CPU seconds are reported as `redis_cpu_s`.
+    #[arg(long, global = true)]
+    pub redis_pid: Option<u32>,
     /// Load generator worker threads (1 = current-thread runtime).
     #[arg(long, global = true, default_value_t = 2)]
     pub threads: usize,
@@ -56,11 +63,22 @@ pub struct Common {
     /// Seconds one connect+subscribe may take before it counts as failed.
     #[arg(long, global = true, default_value_t = 15)]
     pub connect_timeout: u64,
+    /// Connect with a lineage path (`/l/{id}/app/{key}`, one id per connection), as clients
+    /// of rf-broadcast's missed-message recovery do.
+    #[arg(long, global = true)]
+    pub lineage: bool,
+    /// Prefix of the benchmark's channel names: `private-` makes them private channels
+    /// (subscriptions signed with the app secret), `presence-` is not supported.
+    #[arg(long, global = true, default_value = "")]
+    pub channel_prefix: String,
 }
 
 impl Common {
     pub fn target(&self) -> Result<Target, String> {
-        Target::new(
+        if self.channel_prefix.starts_with("presence-") {
+            return Err("--channel-prefix presence- is not supported (no channel_data)".into());
+        }
+        let mut target = Target::new(
             &self.urls,
             self.publish_url.as_deref(),
             Creds {
@@ -68,7 +86,9 @@ impl Common {
                 key: self.app_key.clone(),
                 secret: self.app_secret.clone(),
             },
-        )
+        )?;
+        target.lineage = self.lineage;
+        Ok(target)
     }
 }
 

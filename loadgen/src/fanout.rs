@@ -18,7 +18,7 @@ use crate::common::{
 };
 use crate::publish::{PubError, Publisher};
 use crate::stats::{opt, pct_json, pct_line, per_million, round3, Phase};
-use crate::sys::{now_us, tcp_sockets, tcp_state_name, Probe};
+use crate::sys::{cpu_seconds_of, now_us, tcp_sockets, tcp_state_name, Probe};
 use crate::target::Target;
 use crate::ws::{make_data, open_subscribed, Mark};
 
@@ -100,7 +100,7 @@ impl Bench {
             publisher: Arc::new(Publisher::new(&target)),
             target,
             common: common.clone(),
-            run: format!("b{}", now_us() / 1000 % 1_000_000),
+            run: format!("{}b{}", common.channel_prefix, now_us() / 1000 % 1_000_000),
             channels,
             phases: Arc::new((0..n_phases).map(|_| Phase::default()).collect()),
             next_seq: Arc::new((0..channels).map(|_| AtomicU64::new(0)).collect()),
@@ -438,6 +438,15 @@ pub async fn fanout(common: &Common, a: &FanoutArgs) -> Result<Report, String> {
         r.line("  WARNING: not every connection finished setting up in time");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let nodes: Vec<u32> = common
+        .server_pid
+        .into_iter()
+        .chain(common.node_pids.iter().copied())
+        .collect();
+    let cluster0 = (
+        cpu_seconds_of(&nodes),
+        common.redis_pid.and_then(|p| cpu_seconds_of(&[p])),
+    );
     let p1 = Probe::take(common.server_pid);
     let t1 = Instant::now();
     let waits = b.publish_paced(a.rate, a.duration, a.publishers, 0).await;
@@ -458,6 +467,10 @@ pub async fn fanout(common: &Common, a: &FanoutArgs) -> Result<Report, String> {
     b.drain(b.expected(&spc_est), a.drain).await;
     let wall = t1.elapsed().as_secs_f64();
     let p2 = Probe::take(common.server_pid);
+    let cluster1 = (
+        cpu_seconds_of(&nodes),
+        common.redis_pid.and_then(|p| cpu_seconds_of(&[p])),
+    );
     let outs = b.finish().await;
     let ph = &b.phases[0];
     let delivered = ph.delivered();
@@ -516,6 +529,28 @@ pub async fn fanout(common: &Common, a: &FanoutArgs) -> Result<Report, String> {
     );
     r.set("e2e", pct_json(&e2e));
     r.set("publish_rtt", pct_json(&ph.publish_rtt.merged()));
+    if !common.node_pids.is_empty() || common.redis_pid.is_some() {
+        let delta = |a: Option<f64>, z: Option<f64>| Some(round3(z? - a?));
+        let nodes_cpu = delta(cluster0.0, cluster1.0);
+        let redis_cpu = delta(cluster0.1, cluster1.1);
+        r.line(format!(
+            "  nodes CPU {} s -> {} per million deliveries; redis CPU {} s -> {} per million",
+            opt(nodes_cpu),
+            opt(per_million(nodes_cpu, delivered)),
+            opt(redis_cpu),
+            opt(per_million(redis_cpu, delivered))
+        ));
+        r.set("nodes_cpu_s", json!(nodes_cpu));
+        r.set(
+            "nodes_cpu_s_per_million",
+            json!(per_million(nodes_cpu, delivered)),
+        );
+        r.set("redis_cpu_s", json!(redis_cpu));
+        r.set(
+            "redis_cpu_s_per_million",
+            json!(per_million(redis_cpu, delivered)),
+        );
+    }
     r.set("server_cpu_s", json!(cpu));
     r.set(
         "server_cpu_s_per_million",

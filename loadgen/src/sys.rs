@@ -35,6 +35,11 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
+/// CPU seconds of several processes together (`None` if any cannot be read).
+pub fn cpu_seconds_of(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|p| cpu_seconds(&p.to_string())).sum()
+}
+
 /// Resident set size in KiB (VmRSS).
 pub fn rss_kb(pid: &str) -> Option<u64> {
     status_field(pid, "VmRSS:")

@@ -3,6 +3,7 @@
 //! host that is not on the loopback interface.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::Creds;
 
@@ -18,6 +19,8 @@ pub struct Target {
     pub ws: Vec<Endpoint>,
     pub http: Endpoint,
     pub creds: Creds,
+    /// Connect with a lineage path (`/l/{id}/app/{key}`), one id per connection.
+    pub lineage: bool,
 }
 
 impl Target {
@@ -33,7 +36,12 @@ impl Target {
             Some(u) => parse(u)?,
             None => parse(&format!("http://{}", ws[0].authority))?,
         };
-        Ok(Target { ws, http, creds })
+        Ok(Target {
+            ws,
+            http,
+            creds,
+            lineage: false,
+        })
     }
 
     /// The endpoint that subscriber number `i` connects to.
@@ -41,10 +49,18 @@ impl Target {
         &self.ws[i % self.ws.len()]
     }
 
-    /// Full WebSocket URL of the app endpoint, as pusher-js opens it.
+    /// Full WebSocket URL of the app endpoint, as pusher-js opens it (with a fresh lineage
+    /// id in front when `lineage` is set).
     pub fn ws_url(&self, ep: &Endpoint) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let lineage = if self.lineage {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            format!("/l/lg-{:x}-{n:08x}", std::process::id())
+        } else {
+            String::new()
+        };
         format!(
-            "ws://{}/app/{}?protocol=7&client=js&version=8.4.0&flash=false",
+            "ws://{}{lineage}/app/{}?protocol=7&client=js&version=8.4.0&flash=false",
             ep.authority, self.creds.key
         )
     }

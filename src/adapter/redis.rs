@@ -15,15 +15,16 @@
 //! dropped and counted) to one publishing task that pipelines them on a multiplexed
 //! connection, so the order a node publishes in is the order every other node delivers in.
 //!
-//! No Redis keys are used: presence members and signed-in users of every node are mirrored in
+//! The pub/sub side keeps no Redis keys (recovery's streams and lineages are `streams.rs`):
+//! presence members and signed-in users of every node are mirrored in
 //! every other node's hub from `MemberAdded`/`MemberRemoved`/`UserOnline`/`UserOffline`, and a
 //! node that (re)connects asks all others for their full state (`Sync` → `State`) and sends
 //! its own, which also repairs whatever was lost while Redis was away. A node that misses its
 //! heartbeats for `node_expiry` is forgotten: its members leave (each node tells its own
 //! subscribers, so every client hears `member_removed` once). See DESIGN.md.
 
-use crate::hub::{Adapter, ClusterEvent, Remote};
-use crate::hub::{Hub, SocketId};
+use crate::hub::{Adapter, Checkpoint, ClusterEvent, RecoverAnswer, RecoverRequest, Remote};
+use crate::hub::{Hub, Sequence, SocketId};
 use crate::protocol::{ChannelInfo, ChannelKind};
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
@@ -31,13 +32,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 mod link;
 mod metrics;
 mod routing;
+mod streams;
 
 pub use metrics::RedisCollector;
 
@@ -150,6 +152,11 @@ enum Msg {
         app: String,
         user_id: String,
     },
+    /// A connection of this lineage elsewhere claimed it: close yours (`socket`).
+    Supersede {
+        app: String,
+        socket: u64,
+    },
     Heartbeat,
     /// "Send me your full state" (to everyone, or to one node).
     Sync {
@@ -176,8 +183,13 @@ enum Msg {
 /// Channel names with their subscription counts on one node.
 type ChannelCounts = Vec<(String, usize)>;
 
-/// One message for the publishing task: Redis channel and payload.
-type Out = (String, Vec<u8>);
+/// One message for the publishing task: Redis channel and payload, and for a recovered
+/// channel's API publish the stream it is numbered in (`streams.rs`).
+struct Out {
+    channel: String,
+    payload: Vec<u8>,
+    stream: Option<Box<streams::StreamWrite>>,
+}
 
 struct Shared {
     node: Arc<str>,
@@ -208,6 +220,8 @@ struct Shared {
     received: AtomicU64,
     /// Each app's recovery window, as configured at start.
     recovery_windows: HashMap<String, Duration>,
+    /// Lineage claims, reads and checkpoints (missed-message recovery across nodes).
+    lineages: OnceLock<streams::Lineages>,
 }
 
 /// Joins this node to the others over Redis. See the module docs.
@@ -276,7 +290,22 @@ impl RedisAdapter {
                 .iter()
                 .map(|a| (a.id.clone(), Duration::from_secs(a.recovery_window)))
                 .collect(),
+            lineages: OnceLock::new(),
         });
+        let weak = Arc::downgrade(&shared);
+        let keys: streams::KeysOf = Arc::new(move |app: &str, channel: &str| {
+            let route = weak
+                .upgrade()
+                .map(|sh| sh.stream_route(app, channel))
+                .unwrap_or_default();
+            streams::stream_keys(&route, channel)
+        });
+        let _ = shared.lineages.set(streams::Lineages::start(
+            link.clone(),
+            shared.settings.prefix.clone(),
+            keys,
+            shared.settings.queue,
+        ));
         tokio::spawn(publisher(shared.clone(), link.clone(), rx));
         tokio::spawn(subscriber(shared.clone(), link));
         tokio::spawn(watchdog(shared.clone()));
@@ -383,6 +412,15 @@ impl Shared {
         format!("{}#{app_id}#ch#{channel}", self.settings.prefix)
     }
 
+    /// The Redis channel that carries a Pusher channel's API publishes.
+    fn stream_route(&self, app_id: &str, channel: &str) -> String {
+        if self.interest.is_some() && routed_by_interest(channel) {
+            self.channel_route(app_id, channel)
+        } else {
+            self.app_channel(app_id, channel)
+        }
+    }
+
     fn all_channels(&self) -> Vec<String> {
         let mut out = vec![self.ctl_channel(), self.node_channel(&self.node)];
         for app in &self.app_ids() {
@@ -394,6 +432,11 @@ impl Shared {
     }
 
     fn enqueue(&self, channel: String, msg: Msg) {
+        self.enqueue_with(channel, msg, None);
+    }
+
+    /// Queue a message; with `stream`, numbered in that stream by the publish script.
+    fn enqueue_with(&self, channel: String, msg: Msg, stream: Option<Box<streams::StreamWrite>>) {
         let env = Envelope {
             node: self.node.to_string(),
             msg,
@@ -402,7 +445,12 @@ impl Shared {
             Ok(p) => p,
             Err(_) => return,
         };
-        if self.tx.try_send((channel, payload)).is_err() {
+        let out = Out {
+            channel,
+            payload,
+            stream,
+        };
+        if self.tx.try_send(out).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!(
@@ -448,6 +496,10 @@ impl Shared {
     }
 
     fn handle(&self, hub: &Hub, payload: &[u8]) {
+        let (numbered, payload) = match streams::split_numbered(payload) {
+            Some((at, rest)) => (Some(at), rest),
+            None => (None, payload),
+        };
         let env: Envelope = match serde_json::from_slice(payload) {
             Ok(e) => e,
             Err(e) => {
@@ -455,6 +507,24 @@ impl Shared {
                 return;
             }
         };
+        if let (
+            Some(at),
+            Msg::Publish {
+                app,
+                channel,
+                frame,
+                except,
+                ..
+            },
+        ) = (numbered, &env.msg)
+        {
+            // Numbered publishes reach every node this way, the publishing one included.
+            let frame = Utf8Bytes::from(frame.clone());
+            hub.deliver_at(app, channel, &frame, except.map(SocketId), at);
+            if *env.node == *self.node {
+                return;
+            }
+        }
         if *env.node == *self.node {
             if matches!(env.msg, Msg::Heartbeat) {
                 *self.own_seen.lock() = Instant::now();
@@ -489,6 +559,7 @@ impl Shared {
             }
         }
         match env.msg {
+            Msg::Publish { .. } if numbered.is_some() => {}
             Msg::Publish {
                 app,
                 channel,
@@ -524,6 +595,7 @@ impl Shared {
             }
             Msg::UserOnline { app, user_id } => hub.remote_user_online(&app, &node, &user_id),
             Msg::UserOffline { app, user_id } => hub.remote_user_offline(&app, &node, &user_id),
+            Msg::Supersede { app, socket } => hub.lineage_superseded(&app, SocketId(socket)),
             Msg::Heartbeat => {}
             Msg::Sync { to } => {
                 if to.is_none_or(|t| *t == *self.node) {
@@ -567,6 +639,16 @@ impl Adapter for RedisAdapter {
         let sh = &self.shared;
         let app = app_id.to_string();
         let event = match event {
+            ClusterEvent::Publish {
+                channel,
+                frame,
+                except,
+                cache,
+                sequence: Some(sequence),
+            } => {
+                self.send_numbered(app_id, channel, frame, except, cache, sequence);
+                return;
+            }
             // Interest routing: only the nodes with subscribers for the channel listen on its
             // route.
             ClusterEvent::Publish {
@@ -574,6 +656,7 @@ impl Adapter for RedisAdapter {
                 frame,
                 except,
                 cache,
+                ..
             } if sh.interest.is_some() && routed_by_interest(&channel) => {
                 let route = sh.channel_route(app_id, &channel);
                 let msg = Msg::Publish {
@@ -594,6 +677,7 @@ impl Adapter for RedisAdapter {
                 frame,
                 except,
                 cache,
+                ..
             } => (
                 channel.to_string(),
                 Msg::Publish {
@@ -654,6 +738,42 @@ impl Adapter for RedisAdapter {
         interest.ready(&self.shared.channel_route(app_id, channel))
     }
 
+    fn sequences(&self) -> bool {
+        true
+    }
+
+    fn recover(&self, request: RecoverRequest) -> Remote<RecoverAnswer> {
+        let sh = self.shared.clone();
+        Box::pin(async move {
+            let Some(lineages) = sh.lineages.get() else {
+                return RecoverAnswer::default();
+            };
+            let app = request.app_id.clone();
+            let (answer, closing) = lineages.recover(request).await;
+            if let Some(socket) = closing {
+                // The lineage's previous connection is still open somewhere (this node
+                // included): its node closes it.
+                if let Some(hub) = sh.hub.upgrade() {
+                    hub.lineage_superseded(&app, socket);
+                }
+                sh.enqueue(
+                    sh.app_channel(&app, &socket.to_string()),
+                    Msg::Supersede {
+                        app: app.to_string(),
+                        socket: socket.0,
+                    },
+                );
+            }
+            answer
+        })
+    }
+
+    fn checkpoint(&self, checkpoint: Checkpoint) {
+        if let Some(lineages) = self.shared.lineages.get() {
+            lineages.checkpoint(checkpoint);
+        }
+    }
+
     fn remote_channels(&self, app_id: &str, prefix: &str) -> Remote<Vec<(String, usize)>> {
         let sh = self.shared.clone();
         let expected = sh.nodes.lock().len();
@@ -692,6 +812,53 @@ impl Adapter for RedisAdapter {
             sh.pending.lock().remove(&id);
             sums.into_iter().collect()
         })
+    }
+}
+
+impl RedisAdapter {
+    /// A recovered channel's API publish: numbered in its stream and published on its route
+    /// by one script (`streams.rs`); every node delivers it from there.
+    fn send_numbered(
+        &self,
+        app_id: &str,
+        channel: Arc<str>,
+        frame: Utf8Bytes,
+        except: Option<SocketId>,
+        cache: bool,
+        sequence: Sequence,
+    ) {
+        let sh = &self.shared;
+        let route = sh.stream_route(app_id, &channel);
+        let (stream, meta) = streams::stream_keys(&route, &channel);
+        let msg = Msg::Publish {
+            app: app_id.to_string(),
+            channel: channel.to_string(),
+            frame: frame.as_str().to_string(),
+            except: except.map(|s| s.0),
+            cache,
+        };
+        let write = streams::StreamWrite {
+            stream,
+            meta,
+            max_events: sequence.max_events,
+            ttl_ms: sequence.window.as_millis() as u64,
+            fallback: streams::Fallback {
+                app: Arc::from(app_id),
+                channel,
+                frame,
+                except,
+            },
+        };
+        sh.enqueue_with(route, msg, Some(Box::new(write)));
+    }
+}
+
+/// The frame and excluded socket of an envelope holding a publish (as the recovery streams
+/// store it).
+fn envelope_publish(payload: &[u8]) -> Option<(Utf8Bytes, Option<SocketId>)> {
+    match serde_json::from_slice::<Envelope>(payload).ok()?.msg {
+        Msg::Publish { frame, except, .. } => Some((Utf8Bytes::from(frame), except.map(SocketId))),
+        _ => None,
     }
 }
 
@@ -753,6 +920,17 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
             }
             down = true;
             sh.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+            if let Some(hub) = sh.hub.upgrade() {
+                // Numbered publishes were not delivered here yet: this node's subscribers
+                // still get them (as every publish reaches its own node while Redis is away),
+                // though no stream holds them for recovery.
+                for out in &batch {
+                    if let Some(w) = &out.stream {
+                        let f = &w.fallback;
+                        hub.deliver_unnumbered(&f.app, &f.channel, &f.frame, f.except);
+                    }
+                }
+            }
             // Do not spin while Redis is away; the queue absorbs what comes meanwhile.
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -7,18 +7,19 @@
 //! of the channel can overtake them; the lifecycle events of a channel are emitted under the
 //! same lock, so observers see them in the order they happened.
 
-use super::cluster::ClusterEvent;
+use super::cluster::{ClusterEvent, Sequence, StreamPosition};
 use super::connection::{Connection, SocketId, Subscription};
 use super::events::{HubEvent, MemberChange};
 use super::presence::Presence;
 use super::recovery::{self, Stream};
 use super::registry::AppHub;
+use super::replay::Replaying;
 use super::Hub;
 use crate::apps::App;
 use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelInfo, ChannelKind, MemberData};
 use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -42,6 +43,9 @@ pub(super) struct ChannelState {
     pub(super) count_dirty: bool,
     /// Recovered channels: recent API publishes with their offsets.
     pub(super) recovery: Option<Box<Stream>>,
+    /// Lineage subscribers waiting for (or just past) a replay from the cluster
+    /// (`replay.rs`); `None` nearly always.
+    pub(super) replaying: Option<Box<Mutex<Replaying>>>,
 }
 
 impl ChannelState {
@@ -53,6 +57,7 @@ impl ChannelState {
             count_sent: None,
             count_dirty: false,
             recovery: None,
+            replaying: None,
         }
     }
 
@@ -73,6 +78,20 @@ impl ChannelState {
     /// Queue `frame` for every subscriber but `except`; how many got it. Every frame that
     /// reaches a channel's subscribers goes through here.
     pub(super) fn fan_out(&self, frame: &Utf8Bytes, except: Option<SocketId>) -> usize {
+        self.fan_out_at(frame, except, None)
+    }
+
+    /// [`fan_out`](Self::fan_out) of an event at `offset` of the channel's stream (an
+    /// event numbered for the whole cluster).
+    pub(super) fn fan_out_at(
+        &self,
+        frame: &Utf8Bytes,
+        except: Option<SocketId>,
+        offset: Option<u64>,
+    ) -> usize {
+        if let Some(replaying) = &self.replaying {
+            return self.fan_out_replaying(replaying, frame, except, offset);
+        }
         let mut n = 0;
         for (id, conn) in &self.subscribers {
             if Some(*id) != except {
@@ -179,6 +198,7 @@ impl AppHub {
         let cache = ChannelInfo::of(channel).cache;
         let mut first_here = false;
         let mut cursor_for = None;
+        let mut replay_generation = None;
         let user_id = member
             .as_ref()
             .map(|m| Arc::<str>::from(m.user_id.as_str()));
@@ -242,30 +262,26 @@ impl AppHub {
                 socket_id: conn.socket_id,
                 channel: name.clone(),
             });
-            let recovered = recovery::recovers(&app, channel)
-                .then(|| self.recover(conn, &name, state))
-                .flatten();
-            match recovered {
-                Some((cursor, replay)) => {
-                    let data = recovery::succeeded_data(channel, data, &replay);
-                    conn.push(protocol::subscription_succeeded(channel, &data));
-                    for frame in replay.frames {
-                        conn.push(frame);
+            if self.replays_across_nodes(conn, channel) {
+                // Answered once the cluster says what it missed (`replay.rs`).
+                replay_generation = Some(self.begin_replay(conn, state, data));
+            } else {
+                let recovered = recovery::recovers(&app, channel)
+                    .then(|| self.recover(conn, &name, state))
+                    .flatten();
+                match recovered {
+                    Some((cursor, replay)) => {
+                        let data = recovery::succeeded_data(channel, data, &replay);
+                        conn.push(protocol::subscription_succeeded(channel, &data));
+                        for frame in replay.frames {
+                            conn.push(frame);
+                        }
+                        cursor_for = Some(cursor);
                     }
-                    cursor_for = Some(cursor);
+                    None => conn.push(protocol::subscription_succeeded(channel, &data)),
                 }
-                None => conn.push(protocol::subscription_succeeded(channel, &data)),
-            }
-            if cache {
-                match state.live_cache() {
-                    Some(frame) => conn.push(frame.clone()),
-                    None => {
-                        conn.push(protocol::cache_miss(channel));
-                        self.node.emit(|| HubEvent::CacheMiss {
-                            app_id: self.id.clone(),
-                            channel: name.clone(),
-                        });
-                    }
+                if cache {
+                    self.push_cache(conn, &name, state);
                 }
             }
             self.subscription_count_changed(&app, &name, state);
@@ -284,6 +300,10 @@ impl AppHub {
             recovery::track(&mut state.lineage, name.clone(), cursor);
         }
         drop(state);
+        if let Some(generation) = replay_generation {
+            conn.app_hub()
+                .request_replay(conn, name.clone(), generation);
+        }
         if let (Some(member), true) = (member, first_here) {
             self.node
                 .tell_cluster(&self.id, || ClusterEvent::MemberAdded {
@@ -293,6 +313,20 @@ impl AppHub {
                 });
         }
         Ok(())
+    }
+
+    /// Queue a cache channel's last event for a new subscriber, or `pusher:cache_miss`.
+    pub(super) fn push_cache(&self, conn: &Connection, name: &Arc<str>, state: &ChannelState) {
+        match state.live_cache() {
+            Some(frame) => conn.push(frame.clone()),
+            None => {
+                conn.push(protocol::cache_miss(name));
+                self.node.emit(|| HubEvent::CacheMiss {
+                    app_id: self.id.clone(),
+                    channel: name.clone(),
+                });
+            }
+        }
     }
 
     /// Take `conn` out of a channel it was in (unsubscribe or disconnect).
@@ -307,6 +341,7 @@ impl AppHub {
             if state.subscribers.swap_remove(&conn.socket_id).is_none() {
                 return;
             }
+            state.stop_replaying(conn.socket_id);
             if let (Some(stream), Some(_)) = (state.recovery.as_mut(), conn.lineage()) {
                 stream.keep(Duration::from_secs(app.recovery_window));
             }
@@ -379,6 +414,15 @@ impl AppHub {
         state.send_subscription_count(channel);
     }
 
+    /// How many of this node's subscribers of `channel` an event excluding `except` reaches.
+    pub(super) fn subscriber_count(&self, channel: &str, except: Option<SocketId>) -> usize {
+        let shard = self.shard(channel).read();
+        shard.get(channel).map_or(0, |state| {
+            let excluded = except.is_some_and(|e| state.subscribers.contains_key(&e));
+            state.subscribers.len() - usize::from(excluded)
+        })
+    }
+
     /// Deliver an encoded frame to this node's subscribers of a channel (and store it on
     /// cache channels when `cache`). `#server-to-user-{id}` goes to every connection signed
     /// in as `{id}`. Returns how many connections got it.
@@ -388,6 +432,7 @@ impl AppHub {
         frame: &Utf8Bytes,
         except: Option<SocketId>,
         cache: bool,
+        at: Option<StreamPosition>,
     ) -> usize {
         if let Some(user_id) = channel.strip_prefix(SERVER_TO_USER_PREFIX) {
             let users = self.users.lock();
@@ -410,9 +455,9 @@ impl AppHub {
                     state.cache = Some((frame.clone(), cache_expiry(app.cache_ttl)));
                 }
                 if recovered {
-                    self.buffer(&app, &name, state, frame, except);
+                    self.buffer(&app, &name, state, frame, except, at);
                 }
-                let n = state.fan_out(frame, except);
+                let n = state.fan_out_at(frame, except, at.map(|p| p.offset));
                 drop(shard);
                 if recovered {
                     self.trim_recovery(&app);
@@ -487,15 +532,37 @@ impl Hub {
             return 0;
         };
         let mut recipients = 0;
+        let app = ah.app();
+        let sequences = self.node.adapter().sequences();
         for channel in channels {
             let channel = channel.as_ref();
             let frame = protocol::channel_event(event, channel, data);
-            recipients += ah.deliver(channel, &frame, except, true);
+            if sequences && recovery::recovers(&app, channel) {
+                // Numbered for the whole cluster and delivered to every node, this one
+                // included, in that order (`replay.rs`); its subscribers here get it then.
+                recipients += ah.subscriber_count(channel, except);
+                self.node.adapter().send(
+                    app_id,
+                    ClusterEvent::Publish {
+                        channel: channel.into(),
+                        frame,
+                        except,
+                        cache: true,
+                        sequence: Some(Sequence {
+                            max_events: app.recovery_max_events.max(1),
+                            window: Duration::from_secs(app.recovery_window),
+                        }),
+                    },
+                );
+                continue;
+            }
+            recipients += ah.deliver(channel, &frame, except, true, None);
             self.node.tell_cluster(app_id, || ClusterEvent::Publish {
                 channel: channel.into(),
                 frame,
                 except,
                 cache: true,
+                sequence: None,
             });
         }
         self.node.emit(|| HubEvent::ApiPublish {
@@ -520,7 +587,58 @@ impl Hub {
         except: Option<SocketId>,
         cache: bool,
     ) -> usize {
-        self.with_app(app_id, |ah| ah.deliver(channel, frame, except, cache))
+        self.with_app(app_id, |ah| ah.deliver(channel, frame, except, cache, None))
+    }
+
+    /// Deliver an API publish to a recovered channel that the adapter numbered `at` for the
+    /// whole cluster (every node gets it this way, the publishing one included).
+    pub(crate) fn deliver_at(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: &Utf8Bytes,
+        except: Option<SocketId>,
+        at: StreamPosition,
+    ) -> usize {
+        self.with_app(app_id, |ah| {
+            ah.deliver(channel, frame, except, true, Some(at))
+        })
+    }
+
+    /// Deliver, to this node's subscribers only, an API publish to a recovered channel that
+    /// the adapter could not number (Redis away): it reaches them, but no stream holds it.
+    pub(crate) fn deliver_unnumbered(
+        &self,
+        app_id: &str,
+        channel: &str,
+        frame: &Utf8Bytes,
+        except: Option<SocketId>,
+    ) -> usize {
+        self.with_app(app_id, |ah| {
+            let app = ah.app();
+            let mut shard = ah.shard(channel).write();
+            let cached = ChannelInfo::of(channel).cache;
+            let state = if cached {
+                Some(entry(&mut shard, channel).1)
+            } else {
+                existing(&mut shard, channel).map(|(_, state)| state)
+            };
+            let Some(state) = state else {
+                return 0;
+            };
+            if cached {
+                state.cache = Some((frame.clone(), cache_expiry(app.cache_ttl)));
+            }
+            ah.reset_stream(state);
+            state.fan_out(frame, except)
+        })
+    }
+
+    /// Another node's connection claimed the lineage of this node's connection `socket`.
+    pub(crate) fn lineage_superseded(&self, app_id: &str, socket: SocketId) {
+        if let Some(ah) = self.app(app_id) {
+            ah.superseded(socket);
+        }
     }
 
     /// Relay a client event from `conn` to the channel's other subscribers, here and on
@@ -535,7 +653,7 @@ impl Hub {
         frame: Utf8Bytes,
     ) {
         let ah = conn.app_hub();
-        let recipients = ah.deliver(channel, &frame, Some(conn.socket_id), false);
+        let recipients = ah.deliver(channel, &frame, Some(conn.socket_id), false, None);
         self.node.emit(|| HubEvent::ClientEvent {
             recipients,
             app_id: ah.id.clone(),
@@ -554,6 +672,7 @@ impl Hub {
             frame,
             except: Some(conn.socket_id),
             cache: false,
+            sequence: None,
         });
     }
 }

@@ -195,18 +195,8 @@ impl Connection {
             return;
         }
         if ob.queue.len() >= self.max_queue {
-            ob.queue = VecDeque::new();
-            ob.close = Some(CloseRequest {
-                code: ErrorCode::OverCapacity,
-                message: "Over capacity: the client is not reading its messages fast enough",
-                send_error: false,
-            });
             drop(ob);
-            self.waker.wake();
-            self.app_hub.node.emit(|| HubEvent::SlowConsumerClosed {
-                app_id: self.app_hub.id.clone(),
-                socket_id: self.socket_id,
-            });
+            self.overflow();
             return;
         }
         let was_empty = ob.queue.is_empty();
@@ -219,6 +209,31 @@ impl Connection {
         if was_empty {
             self.waker.wake();
         }
+    }
+
+    /// The client is not keeping up: drop what is queued and close it with 4100.
+    pub(super) fn overflow(&self) {
+        let mut ob = self.outbox.lock();
+        if ob.close.is_some() {
+            return;
+        }
+        ob.queue = VecDeque::new();
+        ob.close = Some(CloseRequest {
+            code: ErrorCode::OverCapacity,
+            message: "Over capacity: the client is not reading its messages fast enough",
+            send_error: false,
+        });
+        drop(ob);
+        self.waker.wake();
+        self.app_hub.node.emit(|| HubEvent::SlowConsumerClosed {
+            app_id: self.app_hub.id.clone(),
+            socket_id: self.socket_id,
+        });
+    }
+
+    /// Frames it may have queued before it counts as a slow consumer.
+    pub(super) fn max_queue(&self) -> usize {
+        self.max_queue
     }
 
     /// Ask the connection's task to close it (first request wins).

@@ -22,6 +22,7 @@
 //! - `tick.rs`: the once-a-second sweep (heartbeats, throttled counts, cache expiry);
 //! - `stats.rs`: channel figures for the HTTP API, merged across the cluster;
 //! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
+//! - `replay.rs`: recovery whose missed events live in the cluster (pending subscribers);
 //! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
 //!   two ports out of the hub.
 //!
@@ -51,12 +52,16 @@ mod presence;
 mod recovery;
 mod registry;
 mod remote;
+mod replay;
 mod stats;
 mod tick;
 mod users;
 
 pub use channels::SubscribeError;
-pub use cluster::{Adapter, ClusterEvent, LocalAdapter, Remote};
+pub use cluster::{
+    Adapter, Checkpoint, ClusterEvent, LocalAdapter, RecoverAnswer, RecoverRequest, Remote,
+    Sequence, StoredEvent, StreamPosition,
+};
 pub use connection::{CloseRequest, Connection, SocketId};
 pub use events::{HubEvent, MemberChange, ObserverHandle};
 pub use recovery::valid_lineage;

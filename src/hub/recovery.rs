@@ -23,6 +23,7 @@
 //!   old connection is closed.
 
 use super::channels::ChannelState;
+use super::cluster::{Checkpoint, StreamPosition};
 use super::connection::{CloseRequest, Connection, SocketId};
 use super::registry::AppHub;
 use super::Hub;
@@ -89,13 +90,52 @@ pub(super) struct Stream {
 }
 
 impl Stream {
+    /// A stream of this node's own (one node: this node numbers the channel's events).
     pub(super) fn new() -> Stream {
+        Stream::at_epoch(rand::random::<u64>() | 1)
+    }
+
+    /// A stream whose epoch and offsets come from elsewhere (an adapter that
+    /// [`sequences`](super::Adapter::sequences)): unknown (0) until the first event arrives.
+    pub(super) fn at_epoch(epoch: u64) -> Stream {
         Stream {
-            epoch: rand::random::<u64>() | 1,
+            epoch,
             head: 0,
             events: VecDeque::new(),
             keep_until: Instant::now(),
         }
+    }
+
+    /// Forget what it holds and its epoch (an event reached subscribers unnumbered: the
+    /// stream no longer runs through it). Returns the bytes freed.
+    pub(super) fn reset(&mut self) -> usize {
+        self.epoch = 0;
+        self.head = 0;
+        self.events.drain(..).map(|e| e.frame.len()).sum()
+    }
+
+    /// The last event this node saw of the channel.
+    pub(super) fn position(&self) -> StreamPosition {
+        StreamPosition {
+            epoch: self.epoch,
+            offset: self.head,
+        }
+    }
+
+    /// The buffered events after `offset` (not those `old` was excluded from), when the
+    /// buffer still holds all of them.
+    pub(super) fn tail_after(&self, offset: u64, old: Option<SocketId>) -> Option<Vec<Utf8Bytes>> {
+        let oldest = self.events.front().map_or(self.head + 1, |e| e.offset);
+        if offset + 1 < oldest || offset > self.head {
+            return None;
+        }
+        Some(
+            self.events
+                .iter()
+                .filter(|e| e.offset > offset && (old.is_none() || e.except != old))
+                .map(|e| e.frame.clone())
+                .collect(),
+        )
     }
 
     /// Nothing buffered and nobody can come back for it any more.
@@ -118,20 +158,27 @@ impl Stream {
     /// The events after `cursor` to replay to a lineage whose old socket was `old`, or `None`
     /// when the cursor cannot be honoured (other epoch, or fell out of the buffer).
     fn after(&self, cursor: Cursor, old: SocketId) -> Option<Vec<Utf8Bytes>> {
-        if cursor.epoch != self.epoch || cursor.acked > self.head {
+        if cursor.epoch != self.epoch {
             return None;
         }
-        let oldest = self.events.front().map_or(self.head + 1, |e| e.offset);
-        if cursor.acked + 1 < oldest {
-            return None;
-        }
-        Some(
-            self.events
-                .iter()
-                .filter(|e| e.offset > cursor.acked && e.except != Some(old))
-                .map(|e| e.frame.clone())
-                .collect(),
-        )
+        self.tail_after(cursor.acked, Some(old))
+    }
+}
+
+#[cfg(test)]
+impl Stream {
+    pub(super) fn push_for_test(&mut self, offset: u64, text: &str) {
+        self.head = offset;
+        self.events.push_back(Buffered {
+            offset,
+            frame: Utf8Bytes::from(text.to_string()),
+            except: None,
+            at: Instant::now(),
+        });
+    }
+
+    pub(super) fn drop_oldest_for_test(&mut self, n: usize) {
+        self.events.drain(..n);
     }
 }
 
@@ -142,8 +189,26 @@ pub(super) struct Cursor {
     acked: u64,
 }
 
-/// A ping's number and the channel heads its pong acknowledges.
-type AckPoint = (u32, Vec<(Arc<str>, u64)>);
+impl From<StreamPosition> for Cursor {
+    fn from(p: StreamPosition) -> Cursor {
+        Cursor {
+            epoch: p.epoch,
+            acked: p.offset,
+        }
+    }
+}
+
+impl From<Cursor> for StreamPosition {
+    fn from(c: Cursor) -> StreamPosition {
+        StreamPosition {
+            epoch: c.epoch,
+            offset: c.acked,
+        }
+    }
+}
+
+/// A ping's number and the channel positions its pong acknowledges.
+type AckPoint = (u32, Vec<(Arc<str>, Cursor)>);
 
 /// A lineage connection's recovery state (boxed in `ConnState`: other connections pay one
 /// pointer for it).
@@ -156,6 +221,8 @@ pub struct LineageCursors {
     /// Pongs received.
     pongs: u32,
     last_ping: Option<Instant>,
+    /// The cursors changed since they were last checkpointed (across nodes).
+    dirty: bool,
 }
 
 /// The cursors of a lineage whose connection dropped, kept for the window.
@@ -171,8 +238,8 @@ pub(super) struct Lineages {
     live: HashMap<Arc<str>, Arc<Connection>>,
     parked: HashMap<Arc<str>, Parked>,
     /// Every buffered event of the app in publish order, for the app-wide byte cap:
-    /// `(channel, offset, bytes, when)`; entries of events already gone are skipped.
-    fifo: VecDeque<(Arc<str>, u64, usize, Instant)>,
+    /// `(channel, epoch, offset, bytes, when)`; entries of events already gone are skipped.
+    fifo: VecDeque<(Arc<str>, u64, u64, usize, Instant)>,
     bytes: usize,
 }
 
@@ -183,7 +250,8 @@ pub(super) struct Replay {
 }
 
 impl AppHub {
-    /// Buffer an API publish on a recovered channel (under the channel's lock).
+    /// Buffer an API publish on a recovered channel (under the channel's lock), numbered by
+    /// this node, or at `at` when an adapter numbered it for the whole cluster.
     pub(super) fn buffer(
         &self,
         app: &App,
@@ -191,20 +259,40 @@ impl AppHub {
         state: &mut ChannelState,
         frame: &Utf8Bytes,
         except: Option<SocketId>,
+        at: Option<StreamPosition>,
     ) {
-        let stream = state
-            .recovery
-            .get_or_insert_with(|| Box::new(Stream::new()));
-        stream.head += 1;
+        let stream = state.recovery.get_or_insert_with(|| {
+            Box::new(match at {
+                Some(_) => Stream::at_epoch(0),
+                None => Stream::new(),
+            })
+        });
+        let mut lineages = self.lineages.lock();
+        let offset = match at {
+            None => stream.head + 1,
+            Some(at) if at.epoch == stream.epoch && at.offset <= stream.head => {
+                return; // already here (never expected: each event arrives once)
+            }
+            Some(at) => {
+                if at.epoch != stream.epoch || at.offset != stream.head + 1 {
+                    // A new life of the stream, or events this node never got: what it
+                    // holds no longer runs up to this event.
+                    let freed: usize = stream.events.drain(..).map(|e| e.frame.len()).sum();
+                    lineages.bytes = lineages.bytes.saturating_sub(freed);
+                    stream.epoch = at.epoch;
+                }
+                at.offset
+            }
+        };
+        stream.head = offset;
         stream.keep(Duration::from_secs(app.recovery_window));
         let now = Instant::now();
         stream.events.push_back(Buffered {
-            offset: stream.head,
+            offset,
             frame: frame.clone(),
             except,
             at: now,
         });
-        let mut lineages = self.lineages.lock();
         while stream.events.len() > app.recovery_max_events.max(1) {
             if let Some(gone) = stream.events.pop_front() {
                 lineages.bytes = lineages.bytes.saturating_sub(gone.frame.len());
@@ -213,7 +301,16 @@ impl AppHub {
         lineages.bytes += frame.len();
         lineages
             .fifo
-            .push_back((channel.clone(), stream.head, frame.len(), now));
+            .push_back((channel.clone(), stream.epoch, offset, frame.len(), now));
+    }
+
+    /// The channel's stream lost its thread here (see [`Stream::reset`]).
+    pub(super) fn reset_stream(&self, state: &mut ChannelState) {
+        if let Some(stream) = state.recovery.as_mut() {
+            let freed = stream.reset();
+            let mut lineages = self.lineages.lock();
+            lineages.bytes = lineages.bytes.saturating_sub(freed);
+        }
     }
 
     /// Enforce the app-wide byte cap, oldest events first (outside any channel lock).
@@ -229,9 +326,13 @@ impl AppHub {
                     None => return,
                 }
             };
-            let (channel, offset, _, _) = next;
+            let (channel, epoch, offset, _, _) = next;
             let mut shard = self.shard(&channel).write();
-            let Some(stream) = shard.get_mut(&*channel).and_then(|s| s.recovery.as_mut()) else {
+            let Some(stream) = shard
+                .get_mut(&*channel)
+                .and_then(|s| s.recovery.as_mut())
+                .filter(|s| s.epoch == epoch)
+            else {
                 continue;
             };
             let mut freed = 0;
@@ -242,6 +343,12 @@ impl AppHub {
             let mut lineages = self.lineages.lock();
             lineages.bytes = lineages.bytes.saturating_sub(freed);
         }
+    }
+
+    /// Whether lineages live in the cluster (an adapter that numbers events for every node)
+    /// rather than in this node's memory.
+    pub(super) fn across_nodes(&self) -> bool {
+        self.node.adapter().sequences()
     }
 
     /// A lineage connection arrived: take over the cursors of its predecessor if that one is
@@ -257,13 +364,32 @@ impl AppHub {
             .insert(lineage.clone(), conn.clone());
         if let Some(old) = old {
             old.superseded.store(true, Ordering::Relaxed);
-            self.park(&old, lineage);
+            if self.across_nodes() {
+                // Its freshest cursors go where the new connection will claim them.
+                self.checkpoint(&old, Some(false));
+            } else {
+                self.park(&old, lineage);
+            }
             old.close(CloseRequest {
                 code: ErrorCode::ReconnectImmediately,
                 message: "Replaced by a new connection of the same lineage",
                 send_error: false,
             });
         }
+    }
+
+    /// Another node's connection claimed the lineage of this node's connection `socket`:
+    /// close it without keeping its place (the claimer has its cursors).
+    pub(super) fn superseded(&self, socket: SocketId) {
+        let Some(conn) = self.connections.lock().get(&socket).cloned() else {
+            return;
+        };
+        conn.superseded.store(true, Ordering::Relaxed);
+        conn.close(CloseRequest {
+            code: ErrorCode::ReconnectImmediately,
+            message: "Replaced by a new connection of the same lineage",
+            send_error: false,
+        });
     }
 
     /// A lineage connection went away: park its cursors unless it closed cleanly (or was
@@ -287,10 +413,53 @@ impl AppHub {
             }
         }
         let cursors = cursors.map(|c| c.cursors).unwrap_or_default();
-        if conn.superseded.load(Ordering::Relaxed) || conn.closed_cleanly() || cursors.is_empty() {
+        if conn.superseded.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.across_nodes() {
+            let clean = conn.closed_cleanly() || cursors.is_empty();
+            self.send_checkpoint(conn, lineage, cursors, Some(clean));
+            return;
+        }
+        if conn.closed_cleanly() || cursors.is_empty() {
             return;
         }
         self.park_cursors(conn, lineage, cursors);
+    }
+
+    /// Hand a lineage connection's cursors to the adapter (`ended`: see [`Checkpoint`]).
+    pub(super) fn checkpoint(&self, conn: &Connection, ended: Option<bool>) {
+        let Some(lineage) = conn.lineage() else {
+            return;
+        };
+        let cursors = {
+            let mut state = conn.state.lock();
+            match state.lineage.as_mut() {
+                Some(l) => {
+                    l.dirty = false;
+                    l.cursors.clone()
+                }
+                None => Vec::new(),
+            }
+        };
+        self.send_checkpoint(conn, lineage, cursors, ended);
+    }
+
+    fn send_checkpoint(
+        &self,
+        conn: &Connection,
+        lineage: &Arc<str>,
+        cursors: Vec<(Arc<str>, Cursor)>,
+        ended: Option<bool>,
+    ) {
+        self.node.adapter().checkpoint(Checkpoint {
+            app_id: self.id.clone(),
+            lineage: lineage.clone(),
+            socket: conn.socket_id,
+            cursors: cursors.into_iter().map(|(c, k)| (c, k.into())).collect(),
+            ended,
+            window: Duration::from_secs(self.app().recovery_window),
+        });
     }
 
     fn park_cursors(
@@ -384,8 +553,13 @@ impl AppHub {
             lineages.live.values().cloned().collect()
         };
         self.expire_events(now, window);
+        let across = self.across_nodes();
         for conn in live {
             self.ping_if_lagging(&conn, now);
+            let dirty = conn.state.lock().lineage.as_ref().is_some_and(|l| l.dirty);
+            if across && dirty {
+                self.checkpoint(&conn, None);
+            }
         }
     }
 
@@ -396,7 +570,7 @@ impl AppHub {
             while lineages
                 .fifo
                 .front()
-                .is_some_and(|(_, _, _, at)| now.duration_since(*at) > window)
+                .is_some_and(|(_, _, _, _, at)| now.duration_since(*at) > window)
             {
                 if let Some((channel, ..)) = lineages.fifo.pop_front() {
                     if expired.last() != Some(&channel) {
@@ -448,8 +622,11 @@ impl AppHub {
         for (channel, cursor) in channels {
             let shard = self.shard(&channel).read();
             if let Some(stream) = shard.get(&*channel).and_then(|s| s.recovery.as_ref()) {
-                if stream.epoch == cursor.epoch && stream.head > cursor.acked {
-                    heads.push((channel.clone(), stream.head));
+                // A cursor of another (or an unknown) epoch lags too: the stream started
+                // afresh under it, and only an acknowledgement moves it into the new one.
+                let lags = stream.epoch != cursor.epoch || stream.head > cursor.acked;
+                if stream.epoch != 0 && lags {
+                    heads.push((channel.clone(), Cursor::from(stream.position())));
                 }
             }
         }
@@ -484,7 +661,10 @@ impl Hub {
             };
             for (channel, head) in heads {
                 if let Some((_, cursor)) = lineage.cursors.iter_mut().find(|(c, _)| *c == channel) {
-                    cursor.acked = cursor.acked.max(head);
+                    if cursor.epoch != head.epoch || cursor.acked < head.acked {
+                        *cursor = head;
+                        lineage.dirty = true;
+                    }
                 }
             }
         }
@@ -496,12 +676,14 @@ pub(super) fn track(lineage: &mut Option<Box<LineageCursors>>, channel: Arc<str>
     let lineage = lineage.get_or_insert_with(Box::default);
     lineage.cursors.retain(|(c, _)| *c != channel);
     lineage.cursors.push((channel, cursor));
+    lineage.dirty = true;
 }
 
 /// Forget a subscription's cursor (it left the channel).
 pub(super) fn untrack(lineage: &mut Option<Box<LineageCursors>>, channel: &str) {
     if let Some(l) = lineage.as_mut() {
         l.cursors.retain(|(c, _)| &**c != channel);
+        l.dirty = true;
     }
 }
 

@@ -12,6 +12,7 @@
 //! subscribed again, state resynchronised), as after losing a single server, rather than
 //! trusting what the crate resubscribed by itself.
 
+use super::Out;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -194,24 +195,44 @@ fn all_ok(v: &Value) -> bool {
             .all(|t| ok(t))
 }
 
-/// Sends outgoing batches, in order.
+/// Sends outgoing batches, in order (and the recovery worker's commands).
+#[derive(Clone)]
 pub(super) enum Publisher {
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
 
 impl Publisher {
+    /// Run one command (routed by its first key on a cluster).
+    pub async fn query(&mut self, cmd: &redis::Cmd) -> RedisResult<Value> {
+        match self {
+            Publisher::Single(c) => cmd.query_async(c).await,
+            Publisher::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    /// Run a pipeline whose keys share one slot.
+    pub async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> RedisResult<()> {
+        match self {
+            Publisher::Single(c) => pipe.query_async(c).await,
+            Publisher::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
+
     /// Send a batch. On failure: how many of its messages may not have been published (none
     /// is sent twice: the caller counts them lost rather than retrying) and the error.
-    pub async fn publish(
-        &mut self,
-        batch: &[(String, Vec<u8>)],
-    ) -> Result<(), (usize, redis::RedisError)> {
+    pub async fn publish(&mut self, batch: &[Out]) -> Result<(), (usize, redis::RedisError)> {
         match self {
             Publisher::Single(c) => {
                 let mut pipe = redis::pipe();
-                for (channel, payload) in batch {
-                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                for out in batch {
+                    match &out.stream {
+                        None => pipe.cmd("PUBLISH").arg(&out.channel).arg(&out.payload),
+                        Some(w) => {
+                            pipe.add_command(w.command(&out.channel, &out.payload, "PUBLISH"))
+                        }
+                    }
+                    .ignore();
                 }
                 pipe.query_async::<()>(c)
                     .await
@@ -222,17 +243,18 @@ impl Publisher {
                 // channels go to their shards concurrently.
                 let mut per_channel: Vec<(&str, redis::Pipeline)> = Vec::new();
                 let mut index: HashMap<&str, usize> = HashMap::new();
-                for (channel, payload) in batch {
-                    let i = *index.entry(channel.as_str()).or_insert_with(|| {
-                        per_channel.push((channel.as_str(), redis::pipe()));
+                for out in batch {
+                    let channel = out.channel.as_str();
+                    let i = *index.entry(channel).or_insert_with(|| {
+                        per_channel.push((channel, redis::pipe()));
                         per_channel.len() - 1
                     });
-                    per_channel[i]
-                        .1
-                        .cmd("SPUBLISH")
-                        .arg(channel)
-                        .arg(payload)
-                        .ignore();
+                    let pipe = &mut per_channel[i].1;
+                    match &out.stream {
+                        None => pipe.cmd("SPUBLISH").arg(channel).arg(&out.payload),
+                        Some(w) => pipe.add_command(w.command(channel, &out.payload, "SPUBLISH")),
+                    }
+                    .ignore();
                 }
                 let sends = per_channel.into_iter().map(|(_, pipe)| {
                     let mut c = c.clone();
