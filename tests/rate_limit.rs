@@ -1,6 +1,9 @@
-//! `api_request_rate`: an app over its HTTP API requests per second gets 429 with a
-//! Pusher-style JSON body and `Retry-After`; other apps and unsigned requests do not count;
-//! with the Redis counter the limit holds across nodes. The cluster test needs a Redis on
+//! The per-app rates. `api_request_rate`: an app over its HTTP API requests per second gets 429
+//! with a Pusher-style JSON body and `Retry-After`; other apps and unsigned requests do not
+//! count. `connection_rate_per_ip`: an upgrade over the app's new connections per second from
+//! one client address gets HTTP 429 with `Retry-After` before any WebSocket exists; other
+//! addresses and other apps do not count. With the Redis counter both hold across nodes, and
+//! with Redis unreachable each node counts alone. The cluster tests need a Redis on
 //! 127.0.0.1:6379 (a random key prefix per run).
 
 mod common;
@@ -8,7 +11,10 @@ mod common;
 use common::*;
 use rf_broadcast::{App, AppState, Apps, Hub, HubSettings, RedisSettings, ServerOptions};
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 fn redis(url: &str, prefix: &str) -> RedisSettings {
     RedisSettings {
@@ -159,5 +165,203 @@ async fn an_unreachable_redis_falls_back_to_the_node_count() {
         statuses.push(publish(server.addr, &server.app).await.0);
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// connection_rate_per_ip
+
+fn connection_limited(rate: u32) -> App {
+    App {
+        connection_rate_per_ip: Some(rate),
+        ..app()
+    }
+}
+
+/// The answer to one upgrade request for `key`, sent from the loopback address `from`
+/// (127.0.0.x: one client address): the status, and the head (with the body, for a 429). The
+/// socket is dropped once the answer is read.
+async fn upgrade_from(from: [u8; 4], addr: SocketAddr, key: &str) -> (u16, String) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("bind a 127.0.0.x source address");
+    let mut tcp: TcpStream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /app/{key}?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 2048];
+    let complete = |a: &[u8]| {
+        let text = String::from_utf8_lossy(a);
+        match text.split_once("\r\n\r\n") {
+            // A 101's head is all there is before WebSocket frames; a 429 has a JSON body.
+            Some((head, body)) => !head.contains(" 429 ") || body.ends_with('}'),
+            None => false,
+        }
+    };
+    while !complete(&answer) {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .expect("an answer to the upgrade")
+            .unwrap();
+        assert!(n > 0, "closed before the whole answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn new_connections_over_the_rate_per_ip_get_429_before_the_upgrade() {
+    let other = App {
+        id: "other".into(),
+        key: "other-key".into(),
+        ..connection_limited(1)
+    };
+    let server = TestServer::with(
+        vec![connection_limited(3), other.clone()],
+        HubSettings::default(),
+        ServerOptions::default(),
+    )
+    .await;
+    start_of_a_second().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(upgrade_from([127, 0, 0, 3], server.addr, "app-key").await.0);
+    }
+    assert_eq!(statuses, [101, 101, 101, 429, 429]);
+    let (status, answer) = upgrade_from([127, 0, 0, 3], server.addr, "app-key").await;
+    assert_eq!(status, 429);
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains(r#""code":429"#), "{answer}");
+    assert!(
+        answer.contains(
+            r#""error":"Too many new connections: the app allows 3 per second from one address""#
+        ),
+        "{answer}"
+    );
+    // Another address, another app, and the HTTP API are not limited by it.
+    assert_eq!(
+        upgrade_from([127, 0, 0, 4], server.addr, "app-key").await.0,
+        101
+    );
+    assert_eq!(
+        upgrade_from([127, 0, 0, 3], server.addr, "other-key")
+            .await
+            .0,
+        101
+    );
+    assert_eq!(server.http().publish(&["a"], "e", "{}").await.0, 200);
+    // The next second starts afresh.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        upgrade_from([127, 0, 0, 3], server.addr, "app-key").await.0,
+        101
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn no_connection_rate_means_no_limit_and_unknown_keys_are_not_counted() {
+    let server = TestServer::with(
+        vec![
+            connection_limited(0),
+            App {
+                id: "limited".into(),
+                key: "limited-key".into(),
+                ..connection_limited(2)
+            },
+        ],
+        HubSettings::default(),
+        ServerOptions::default(),
+    )
+    .await;
+    start_of_a_second().await;
+    for _ in 0..20 {
+        // 0 is off, as is no value.
+        assert_eq!(
+            upgrade_from([127, 0, 0, 5], server.addr, "app-key").await.0,
+            101
+        );
+    }
+    // An unknown key is upgraded and refused with 4001 (no app, no budget to count against).
+    for _ in 0..5 {
+        assert_eq!(
+            upgrade_from([127, 0, 0, 5], server.addr, "nope").await.0,
+            101
+        );
+    }
+    assert_eq!(
+        upgrade_from([127, 0, 0, 5], server.addr, "limited-key")
+            .await
+            .0,
+        101
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn with_redis_the_connection_rate_holds_across_nodes() {
+    let prefix = format!("rf-test-{:016x}", rand::random::<u64>());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let hub = Hub::new(
+            Apps::new(vec![connection_limited(6)]),
+            HubSettings::default(),
+        );
+        let state = AppState::new(hub, ServerOptions::default())
+            .with_redis_rate_limits(&redis("redis://127.0.0.1:6379", &prefix))
+            .unwrap();
+        nodes.push(TestServer::from_state(state, connection_limited(6)).await);
+    }
+    // Warm both Redis connections from another address, then 4 upgrades per node from one
+    // address in one second: 8 > 6.
+    for n in &nodes {
+        assert_eq!(upgrade_from([127, 0, 0, 9], n.addr, "app-key").await.0, 101);
+    }
+    start_of_a_second().await;
+    let mut ok = 0;
+    let mut refused = 0;
+    for _ in 0..4 {
+        for n in &nodes {
+            match upgrade_from([127, 0, 0, 6], n.addr, "app-key").await.0 {
+                101 => ok += 1,
+                429 => refused += 1,
+                s => panic!("status {s}"),
+            }
+        }
+    }
+    assert_eq!((ok, refused), (6, 2), "the two nodes share one budget");
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_counts_connections_per_node() {
+    let port = free_port();
+    let hub = Hub::new(
+        Apps::new(vec![connection_limited(3)]),
+        HubSettings::default(),
+    );
+    let state = AppState::new(hub, ServerOptions::default())
+        .with_redis_rate_limits(&redis(&format!("redis://127.0.0.1:{port}"), "x"))
+        .unwrap();
+    let server = TestServer::from_state(state, connection_limited(3)).await;
+    start_of_a_second().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(upgrade_from([127, 0, 0, 7], server.addr, "app-key").await.0);
+    }
+    assert_eq!(statuses, [101, 101, 101, 429, 429]);
     server.stop().await;
 }

@@ -104,6 +104,7 @@ app_settings! {
     max_watchlist: usize,
     allowed_origins: Vec<String>,
     api_request_rate: Option<u32>,
+    connection_rate_per_ip: Option<u32>,
     recovery_window: u64,
     recovery_channels: Vec<String>,
     recovery_max_events: usize,

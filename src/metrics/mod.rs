@@ -9,7 +9,9 @@
 //!   without waiting, so metrics never slow a publish (what it misses when its queue is full is
 //!   counted in `rf_broadcast_metrics_events_dropped_total`);
 //! - the HTTP API's middleware (`api/observe.rs`): requests by endpoint and status, latency;
-//! - the edges that refuse before the hub sees anything (origin, API rate): [`Metrics::refused`];
+//! - the edges that refuse before the hub sees anything (the listener's caps, the upgrade's
+//!   connection rate, handshake refusals such as an unknown key or origin, the API rate):
+//!   [`Metrics::refused`], with the fixed reasons listed in the README;
 //! - at scrape time: the adapter's link and the process (RSS, open fds, CPU) from `/proc`.
 //!
 //! Every series but the process and adapter ones carries an `app` label (the app id).
@@ -32,6 +34,11 @@ use std::sync::Arc;
 
 /// Prefix of every series this server defines.
 pub const PREFIX: &str = "rf_broadcast";
+
+/// The `app` label of what is counted before its app is known (a socket refused at accept, an
+/// unknown app key, an API request for an app that is not ours): ids a peer sends never
+/// become label values.
+pub const UNKNOWN_APP: &str = "unknown";
 
 /// Distinct `reason` label values kept; further reasons are counted as `other`.
 const MAX_REASONS: usize = 64;
@@ -227,9 +234,10 @@ impl Metrics {
         *self.adapter.lock() = Some((name, Box::new(connected)));
     }
 
-    /// Count a refusal of `app_id` for `reason` (a short, fixed text: `origin`,
-    /// `api_rate_limit`, or the hub's subscription refusal). Past [`MAX_REASONS`] distinct
-    /// reasons, new ones count as `other`, so a label never grows without bound.
+    /// Count a refusal of `app_id` ([`UNKNOWN_APP`] before the app is known) for `reason` (a
+    /// short, fixed text such as `origin` or `max_connections_per_ip`, or the hub's
+    /// subscription refusal). Past [`MAX_REASONS`] distinct reasons, new ones count as `other`,
+    /// so a label never grows without bound.
     pub fn refused(&self, app_id: &str, reason: &str) {
         let reason = reason_label(reason);
         let label = {

@@ -5,13 +5,17 @@
 //! in one place (`ConnTask::refuse`, or `finish` before a connection is admitted).
 //!
 //! The README's "Errors, as clients see them" table is rendered from this type
-//! (`readme_table`); a unit test fails when the two differ.
+//! (`readme_table`); a unit test fails when the two differ. One refusal comes before any
+//! WebSocket exists and is told over HTTP: an upgrade over the app's connection rate
+//! ([`over_connection_rate`]).
 
 use crate::auth::AuthError;
 use crate::hub::{CloseRequest, SignInError, SubscribeError};
 use crate::protocol::channel::ChannelNameError;
 use crate::protocol::{self, ErrorCode, MemberError, UserDataError};
 use axum::extract::ws::Utf8Bytes;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
 
 /// WebSocket close code for a protocol violation (RFC 6455 §7.4.1).
@@ -196,6 +200,20 @@ impl Refusal {
         }
     }
 
+    /// The `reason` label of `rf_broadcast_refusals_total` for a refusal of the handshake;
+    /// `None` for the refusals of an admitted connection (subscription refusals are counted
+    /// from the hub's events).
+    pub fn handshake_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Refusal::AppDoesNotExist => "app_not_found",
+            Refusal::AppDisabled => "app_disabled",
+            Refusal::OverConnectionQuota => "over_connection_quota",
+            Refusal::UnsupportedProtocol => "unsupported_protocol",
+            Refusal::OriginNotAllowed => "origin",
+            _ => return None,
+        })
+    }
+
     /// The close frame this refusal ends the connection with; `None`: it stays open.
     pub fn close(&self) -> Option<Close> {
         let pusher = |code: ErrorCode, reason| Close {
@@ -331,6 +349,25 @@ impl Refusal {
             Notice::Silent => None,
         }
     }
+}
+
+/// The answer to a WebSocket upgrade over the app's `connection_rate_per_ip` (`limit` per
+/// second): HTTP 429 instead of the upgrade, before any WebSocket exists, with `Retry-After: 1`
+/// (windows are whole seconds) and a Pusher-style JSON body. pusher-js takes it as a failed
+/// attempt and tries again with its backoff, where a `pusher:error` 4301 and close would make it
+/// give up for good (it treats closes 4300-4399 as "refused").
+pub fn over_connection_rate(limit: u32) -> Response {
+    let body = serde_json::json!({
+        "error": format!(
+            "Too many new connections: the app allows {limit} per second from one address"
+        ),
+        "code": 429,
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Close reasons of the handshake refusals, in variant order.
