@@ -335,6 +335,89 @@ mod tests {
         assert!(text.contains(r#"rf_broadcast_refusals_total{app="a",reason="other"} 10"#));
     }
 
+    /// The series names in README.md's "Metrics" section.
+    fn readme_series() -> std::collections::BTreeSet<String> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("**Metrics** (on by default)")
+            .nth(1)
+            .expect("README has the Metrics paragraph")
+            .split("\n## ")
+            .next()
+            .unwrap();
+        section
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|code| code.starts_with("rf_broadcast_"))
+            .map(|code| code.split('{').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The series names other parts define in `source` (built as `{prefix}{short}` or written
+    /// whole), from its string literals outside its tests.
+    fn declared_in(source: &str, prefix: &str) -> Vec<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        code.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|lit| {
+                !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .filter_map(|lit| {
+                if lit.starts_with("rf_broadcast_") {
+                    Some(lit.to_string())
+                } else if lit.ends_with("_total") {
+                    Some(format!("{prefix}{lit}"))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_series_and_no_other() {
+        let m = Metrics::new();
+        m.init_app("a");
+        m.connections_closed.with_label_values(&["a", "none"]).inc();
+        m.refused("a", "origin");
+        m.http_requests.with_label_values(&["a", "e", "200"]).inc();
+        m.bytes_sent.with_label_values(&["a", "api_event"]).inc();
+        m.http_duration.with_label_values(&["a", "e"]).observe(0.1);
+        m.render();
+        let mut real: Vec<String> = m
+            .registry()
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .filter(|n| n.starts_with(PREFIX))
+            .collect();
+        assert!(real.len() >= 16, "{real:?}");
+        real.extend(declared_in(
+            include_str!("../webhooks/metrics.rs"),
+            "rf_broadcast_webhook_",
+        ));
+        real.extend(declared_in(
+            include_str!("../adapter/redis/metrics.rs"),
+            "rf_broadcast_redis_",
+        ));
+        let real: std::collections::BTreeSet<String> = real.into_iter().collect();
+        assert!(
+            real.contains("rf_broadcast_webhook_attempts_total"),
+            "{real:?}"
+        );
+        assert!(real.contains("rf_broadcast_redis_lost_total"), "{real:?}");
+        let listed = readme_series();
+        let missing: Vec<_> = real.difference(&listed).collect();
+        let unknown: Vec<_> = listed.difference(&real).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "README.md's Metrics list lacks {missing:?} and names series that do not exist: \
+             {unknown:?}"
+        );
+    }
+
     #[test]
     fn the_adapter_probe_is_read_at_scrape_time() {
         let m = Metrics::new();
