@@ -191,6 +191,29 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_is_in_the_configuration_reference_and_the_readme() {
+        let doc = include_str!("../../docs/operations.md");
+        let table = doc
+            .split("## Configuration reference")
+            .nth(1)
+            .expect("docs/operations.md has the configuration reference");
+        let readme = include_str!("../../README.md");
+        for (name, sql) in SETTINGS {
+            // The "apps file / column" cell: `name` (`SQL`...).
+            let cell = format!("| `{name}` (`{sql}");
+            assert!(
+                table.contains(&cell),
+                "docs/operations.md's configuration reference lacks the per-app setting \
+                 {name} ({sql}): add a row with `{cell}`"
+            );
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README.md's apps table lacks {name}"
+            );
+        }
+    }
+
+    #[test]
     fn credentials_are_checked() {
         assert!(check_credentials(&App::new("a", "k", "s")).is_ok());
         assert_eq!(
