@@ -62,8 +62,8 @@ pub struct App {
     /// beyond it: 429 with `Retry-After`. `None` or 0: no limit.
     pub api_request_rate: Option<u32>,
     /// New WebSocket connections per second from one client address (an IPv4 address or an
-    /// IPv6 /64), cluster-wide with the Redis adapter; beyond it the upgrade is answered with
-    /// HTTP 429 and `Retry-After`. `None` or 0: no limit.
+    /// IPv6 /64), cluster-wide with the Redis adapter; beyond it: error + close 4100 (pusher-js
+    /// reconnects a second later). `None` or 0: no limit.
     pub connection_rate_per_ip: Option<u32>,
     /// Missed-message recovery: seconds a dropped connection's place is kept, and events are
     /// buffered for it (0: off). Clients opt in with a lineage path (`/l/{id}/app/{key}`).

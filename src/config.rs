@@ -241,7 +241,7 @@ pub struct Cli {
     #[arg(long, env = "RF_MAX_PENDING_HANDSHAKES", default_value_t = 4_096)]
     pub max_pending_handshakes: usize,
     /// New WebSocket connections per second per app and client IP (an IPv6 /64 counts as one),
-    /// cluster-wide with --adapter redis (0 = off); more answer HTTP 429 before the upgrade.
+    /// cluster-wide with --adapter redis (0 = off); more get 4100 (clients retry in a second).
     #[arg(long, env = "RF_CONNECTION_RATE_PER_IP", default_value_t = 0)]
     pub connection_rate_per_ip: u32,
     /// Seconds after SIGTERM during which /ready answers 503 but new connections are still

@@ -98,9 +98,8 @@ fn peer_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<std::net:
     peer.map(|Extension(ConnectInfo(addr))| addr.ip())
 }
 
-/// Answer an upgrade: 429 when the app is over its `connection_rate_per_ip` for this client,
-/// else the WebSocket, whose task checks the rest of the handshake (key, origin, protocol,
-/// quota) and refuses with a Pusher error.
+/// Answer an upgrade with the WebSocket, whose task checks the handshake (key, enabled, the
+/// connection rate counted here, origin, protocol, quota) and refuses with a Pusher error.
 async fn upgrade_with(
     state: AppState,
     key: String,
@@ -113,7 +112,7 @@ async fn upgrade_with(
     let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
         .get("protocol")
         .map(str::to_string);
-    let handshake = Handshake {
+    let mut handshake = Handshake {
         app: state.hub.app_by_key(&key),
         protocol,
         origin: headers
@@ -122,14 +121,13 @@ async fn upgrade_with(
             .map(str::to_string),
         lineage,
         peer,
+        over_connection_rate: None,
         metrics: state.metrics.clone(),
     };
     if let (Some(app), Some(ip)) = (handshake.app.as_ref().filter(|a| a.enabled), peer) {
+        // Counted before the upgrade; a refusal is told on the WebSocket (4100).
         if let Err(OverRate(limit)) = state.rate.admit_connection(app, ip).await {
-            if let Some(metrics) = &state.metrics {
-                metrics.refused(&app.id, "connection_rate");
-            }
-            return ws::refusal::over_connection_rate(limit);
+            handshake.over_connection_rate = Some(limit);
         }
     }
     let max = state.options.max_frame_bytes;

@@ -1,8 +1,8 @@
 //! The per-app rates. `api_request_rate`: an app over its HTTP API requests per second gets 429
 //! with a Pusher-style JSON body and `Retry-After`; other apps and unsigned requests do not
-//! count. `connection_rate_per_ip`: an upgrade over the app's new connections per second from
-//! one client address gets HTTP 429 with `Retry-After` before any WebSocket exists; other
-//! addresses and other apps do not count. With the Redis counter both hold across nodes, and
+//! count. `connection_rate_per_ip`: a connection over the app's new connections per second
+//! from one client address gets `pusher:error` 4100 and close 4100 (pusher-js reconnects after
+//! a second); other addresses and other apps do not count. With the Redis counter both hold across nodes, and
 //! with Redis unreachable each node counts alone. The cluster tests need a Redis on
 //! 127.0.0.1:6379 (a random key prefix per run).
 
@@ -13,8 +13,8 @@ use rf_broadcast::{App, AppState, Apps, Hub, HubSettings, RedisSettings, ServerO
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::MaybeTlsStream;
 
 fn redis(url: &str, prefix: &str) -> RedisSettings {
     RedisSettings {
@@ -178,50 +178,46 @@ fn connection_limited(rate: u32) -> App {
     }
 }
 
-/// The answer to one upgrade request for `key`, sent from the loopback address `from`
-/// (127.0.0.x: one client address): the status, and the head (with the body, for a 429). The
-/// socket is dropped once the answer is read.
-async fn upgrade_from(from: [u8; 4], addr: SocketAddr, key: &str) -> (u16, String) {
+/// What a connection to `key` from the loopback address `from` (127.0.0.x: one client address)
+/// is told first: `Ok(())` for `connection_established`, else the `pusher:error` (code,
+/// message) and the close code that follows it.
+async fn connect_from(from: [u8; 4], addr: SocketAddr, key: &str) -> Result<(), (u16, String)> {
     let socket = TcpSocket::new_v4().unwrap();
     socket
         .bind(SocketAddr::from((from, 0)))
         .expect("bind a 127.0.0.x source address");
-    let mut tcp: TcpStream = socket.connect(addr).await.unwrap();
-    let request = format!(
-        "GET /app/{key}?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 2048];
-    let complete = |a: &[u8]| {
-        let text = String::from_utf8_lossy(a);
-        match text.split_once("\r\n\r\n") {
-            // A 101's head is all there is before WebSocket frames; a 429 has a JSON body.
-            Some((head, body)) => !head.contains(" 429 ") || body.ends_with('}'),
-            None => false,
-        }
+    let tcp: TcpStream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/app/{key}?protocol=7");
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    let mut c = Client {
+        ws,
+        socket_id: String::new(),
+        key: key.into(),
+        secret: String::new(),
     };
-    while !complete(&answer) {
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-            .await
-            .expect("an answer to the upgrade")
-            .unwrap();
-        assert!(n > 0, "closed before the whole answer: {answer:?}");
-        answer.extend_from_slice(&buf[..n]);
+    let first = c.next(WAIT).await.expect("a first frame");
+    if first["event"] == "pusher:connection_established" {
+        return Ok(());
     }
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    assert_eq!(first["event"], "pusher:error", "{first}");
+    let code = first["data"]["code"].as_u64().unwrap() as u16;
+    let message = first["data"]["message"].as_str().unwrap().to_string();
+    c.expect_close_code(code).await;
+    Err((code, message))
+}
+
+/// The refusal of a connection over a rate of `limit`.
+fn over(limit: u32) -> Result<(), (u16, String)> {
+    Err((
+        4100,
+        format!("Too many new connections: the app allows {limit} per second from one address"),
+    ))
 }
 
 #[tokio::test]
-async fn new_connections_over_the_rate_per_ip_get_429_before_the_upgrade() {
+async fn new_connections_over_the_rate_per_ip_get_4100() {
     let other = App {
         id: "other".into(),
         key: "other-key".into(),
@@ -234,53 +230,45 @@ async fn new_connections_over_the_rate_per_ip_get_429_before_the_upgrade() {
     )
     .await;
     start_of_a_second().await;
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     for _ in 0..5 {
-        statuses.push(upgrade_from([127, 0, 0, 3], server.addr, "app-key").await.0);
+        answers.push(connect_from([127, 0, 0, 3], server.addr, "app-key").await);
     }
-    assert_eq!(statuses, [101, 101, 101, 429, 429]);
-    let (status, answer) = upgrade_from([127, 0, 0, 3], server.addr, "app-key").await;
-    assert_eq!(status, 429);
-    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
-    assert!(answer.contains(r#""code":429"#), "{answer}");
-    assert!(
-        answer.contains(
-            r#""error":"Too many new connections: the app allows 3 per second from one address""#
-        ),
-        "{answer}"
-    );
+    assert_eq!(answers, [Ok(()), Ok(()), Ok(()), over(3), over(3)]);
     // Another address, another app, and the HTTP API are not limited by it.
     assert_eq!(
-        upgrade_from([127, 0, 0, 4], server.addr, "app-key").await.0,
-        101
+        connect_from([127, 0, 0, 4], server.addr, "app-key").await,
+        Ok(())
     );
     assert_eq!(
-        upgrade_from([127, 0, 0, 3], server.addr, "other-key")
-            .await
-            .0,
-        101
+        connect_from([127, 0, 0, 3], server.addr, "other-key").await,
+        Ok(())
     );
     assert_eq!(server.http().publish(&["a"], "e", "{}").await.0, 200);
-    // The next second starts afresh.
+    // The next second starts afresh (pusher-js reconnects after a second).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        upgrade_from([127, 0, 0, 3], server.addr, "app-key").await.0,
-        101
+        connect_from([127, 0, 0, 3], server.addr, "app-key").await,
+        Ok(())
     );
     server.stop().await;
 }
 
 #[tokio::test]
-async fn no_connection_rate_means_no_limit_and_unknown_keys_are_not_counted() {
+async fn no_connection_rate_means_no_limit_and_refused_keys_are_not_counted() {
+    let limited = App {
+        id: "limited".into(),
+        key: "limited-key".into(),
+        ..connection_limited(2)
+    };
+    let disabled = App {
+        id: "off".into(),
+        key: "off-key".into(),
+        enabled: false,
+        ..connection_limited(1)
+    };
     let server = TestServer::with(
-        vec![
-            connection_limited(0),
-            App {
-                id: "limited".into(),
-                key: "limited-key".into(),
-                ..connection_limited(2)
-            },
-        ],
+        vec![connection_limited(0), limited, disabled],
         HubSettings::default(),
         ServerOptions::default(),
     )
@@ -289,22 +277,20 @@ async fn no_connection_rate_means_no_limit_and_unknown_keys_are_not_counted() {
     for _ in 0..20 {
         // 0 is off, as is no value.
         assert_eq!(
-            upgrade_from([127, 0, 0, 5], server.addr, "app-key").await.0,
-            101
+            connect_from([127, 0, 0, 5], server.addr, "app-key").await,
+            Ok(())
         );
     }
-    // An unknown key is upgraded and refused with 4001 (no app, no budget to count against).
-    for _ in 0..5 {
-        assert_eq!(
-            upgrade_from([127, 0, 0, 5], server.addr, "nope").await.0,
-            101
-        );
+    // Unknown keys and disabled apps are refused for what they are, and spend no budget.
+    for _ in 0..3 {
+        let unknown = connect_from([127, 0, 0, 5], server.addr, "nope").await;
+        assert_eq!(unknown.unwrap_err().0, 4001);
+        let off = connect_from([127, 0, 0, 5], server.addr, "off-key").await;
+        assert_eq!(off.unwrap_err().0, 4003);
     }
     assert_eq!(
-        upgrade_from([127, 0, 0, 5], server.addr, "limited-key")
-            .await
-            .0,
-        101
+        connect_from([127, 0, 0, 5], server.addr, "limited-key").await,
+        Ok(())
     );
     server.stop().await;
 }
@@ -323,20 +309,23 @@ async fn with_redis_the_connection_rate_holds_across_nodes() {
             .unwrap();
         nodes.push(TestServer::from_state(state, connection_limited(6)).await);
     }
-    // Warm both Redis connections from another address, then 4 upgrades per node from one
-    // address in one second: 8 > 6.
+    // Warm both Redis connections from another address, then 4 connections per node from
+    // one address in one second: 8 > 6.
     for n in &nodes {
-        assert_eq!(upgrade_from([127, 0, 0, 9], n.addr, "app-key").await.0, 101);
+        assert_eq!(
+            connect_from([127, 0, 0, 9], n.addr, "app-key").await,
+            Ok(())
+        );
     }
     start_of_a_second().await;
     let mut ok = 0;
     let mut refused = 0;
     for _ in 0..4 {
         for n in &nodes {
-            match upgrade_from([127, 0, 0, 6], n.addr, "app-key").await.0 {
-                101 => ok += 1,
-                429 => refused += 1,
-                s => panic!("status {s}"),
+            match connect_from([127, 0, 0, 6], n.addr, "app-key").await {
+                Ok(()) => ok += 1,
+                Err((4100, _)) => refused += 1,
+                other => panic!("{other:?}"),
             }
         }
     }
@@ -358,10 +347,10 @@ async fn an_unreachable_redis_counts_connections_per_node() {
         .unwrap();
     let server = TestServer::from_state(state, connection_limited(3)).await;
     start_of_a_second().await;
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     for _ in 0..5 {
-        statuses.push(upgrade_from([127, 0, 0, 7], server.addr, "app-key").await.0);
+        answers.push(connect_from([127, 0, 0, 7], server.addr, "app-key").await);
     }
-    assert_eq!(statuses, [101, 101, 101, 429, 429]);
+    assert_eq!(answers, [Ok(()), Ok(()), Ok(()), over(3), over(3)]);
     server.stop().await;
 }

@@ -1,6 +1,6 @@
 //! The per-app rate limits of the HTTP and WebSocket edges, off unless set: HTTP API requests
 //! per second (`api_request_rate`) and new WebSocket connections per second per client address
-//! (`connection_rate_per_ip`, checked by the upgrade handler before the upgrade). Windows are
+//! (`connection_rate_per_ip`, counted by the upgrade handler, refused with 4100). Windows are
 //! whole seconds of the Unix clock. Every node counts its own hits; with a cluster counter (the
 //! Redis adapter's, `adapter/redis_counter.rs`) the count is the whole cluster's, so a limit
 //! holds however requests are spread over nodes. Both limits share the one counter: a window

@@ -52,6 +52,9 @@ pub struct Handshake {
     pub lineage: Option<Arc<str>>,
     /// The client's address, when the listener knows it.
     pub peer: Option<std::net::IpAddr>,
+    /// The app's `connection_rate_per_ip` (this limit) when the upgrade handler found the
+    /// client's address over it: refused with 4100.
+    pub over_connection_rate: Option<u32>,
     /// Where a refused handshake is counted, when metrics are on.
     pub metrics: Option<Arc<Metrics>>,
 }
@@ -113,6 +116,9 @@ fn check_handshake(h: &Handshake) -> Result<Arc<App>, Refusal> {
     let app = h.app.clone().ok_or(Refusal::AppDoesNotExist)?;
     if !app.enabled {
         return Err(Refusal::AppDisabled);
+    }
+    if let Some(limit) = h.over_connection_rate {
+        return Err(Refusal::OverConnectionRate(limit));
     }
     if !app.origin_allowed(h.origin.as_deref()) {
         return Err(Refusal::OriginNotAllowed);

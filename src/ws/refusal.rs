@@ -5,17 +5,13 @@
 //! in one place (`ConnTask::refuse`, or `finish` before a connection is admitted).
 //!
 //! The README's "Errors, as clients see them" table is rendered from this type
-//! (`readme_table`); a unit test fails when the two differ. One refusal comes before any
-//! WebSocket exists and is told over HTTP: an upgrade over the app's connection rate
-//! ([`over_connection_rate`]).
+//! (`readme_table`); a unit test fails when the two differ.
 
 use crate::auth::AuthError;
 use crate::hub::{CloseRequest, SignInError, SubscribeError};
 use crate::protocol::channel::ChannelNameError;
 use crate::protocol::{self, ErrorCode, MemberError, UserDataError};
 use axum::extract::ws::Utf8Bytes;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
 
 /// WebSocket close code for a protocol violation (RFC 6455 §7.4.1).
@@ -38,6 +34,12 @@ pub enum Refusal {
     AppDisabled,
     /// The app has its maximum number of connections.
     OverConnectionQuota,
+    /// The client's address opened more new connections this second than the app's
+    /// `connection_rate_per_ip` (the limit). Told with 4100, which pusher-js answers by
+    /// reconnecting after a second: a close in 4300-4399 would make it give up for good, and an
+    /// HTTP 429 instead of the upgrade makes it wait about 15 s (it reports the connection
+    /// unavailable after 10 s and tries again 5 s later).
+    OverConnectionRate(u32),
     /// `?protocol=` is not a number at least `MIN_PROTOCOL`.
     UnsupportedProtocol,
     /// The upgrade's `Origin` is not among the app's `allowed_origins`.
@@ -174,6 +176,7 @@ impl Refusal {
             Refusal::AppDoesNotExist => Notice::Error(Some(ErrorCode::AppDoesNotExist)),
             Refusal::AppDisabled => Notice::Error(Some(ErrorCode::AppDisabled)),
             Refusal::OverConnectionQuota => Notice::Error(Some(ErrorCode::OverConnectionQuota)),
+            Refusal::OverConnectionRate(_) => Notice::Error(Some(ErrorCode::OverCapacity)),
             Refusal::UnsupportedProtocol => Notice::Error(Some(ErrorCode::UnsupportedProtocol)),
             Refusal::OriginNotAllowed => Notice::Error(Some(ErrorCode::Unauthorized)),
             Refusal::FrameTooBig | Refusal::ProtocolViolation | Refusal::InvalidUtf8 => {
@@ -208,6 +211,7 @@ impl Refusal {
             Refusal::AppDoesNotExist => "app_not_found",
             Refusal::AppDisabled => "app_disabled",
             Refusal::OverConnectionQuota => "over_connection_quota",
+            Refusal::OverConnectionRate(_) => "connection_rate",
             Refusal::UnsupportedProtocol => "unsupported_protocol",
             Refusal::OriginNotAllowed => "origin",
             _ => return None,
@@ -224,6 +228,10 @@ impl Refusal {
             Refusal::AppDoesNotExist => pusher(ErrorCode::AppDoesNotExist, HANDSHAKE[0]),
             Refusal::AppDisabled => pusher(ErrorCode::AppDisabled, HANDSHAKE[1]),
             Refusal::OverConnectionQuota => pusher(ErrorCode::OverConnectionQuota, HANDSHAKE[2]),
+            Refusal::OverConnectionRate(_) => pusher(
+                ErrorCode::OverCapacity,
+                "Too many new connections from this address; retry in a second",
+            ),
             Refusal::UnsupportedProtocol => pusher(ErrorCode::UnsupportedProtocol, HANDSHAKE[3]),
             Refusal::OriginNotAllowed => pusher(ErrorCode::Unauthorized, "Origin not allowed"),
             Refusal::FrameTooBig => Close {
@@ -265,6 +273,10 @@ impl Refusal {
             | Refusal::ProtocolViolation
             | Refusal::InvalidUtf8
             | Refusal::Ended(_) => self.close().map(|c| c.reason).unwrap_or_default().into(),
+            Refusal::OverConnectionRate(limit) => format!(
+                "Too many new connections: the app allows {limit} per second from one address"
+            )
+            .into(),
             Refusal::InvalidMessage(why) => format!("Invalid message format: {why}").into(),
             Refusal::UnsupportedEvent(name) => {
                 let name: String = name.chars().take(MAX_ECHOED_EVENT_CHARS).collect();
@@ -351,25 +363,6 @@ impl Refusal {
     }
 }
 
-/// The answer to a WebSocket upgrade over the app's `connection_rate_per_ip` (`limit` per
-/// second): HTTP 429 instead of the upgrade, before any WebSocket exists, with `Retry-After: 1`
-/// (windows are whole seconds) and a Pusher-style JSON body. pusher-js takes it as a failed
-/// attempt and tries again with its backoff, where a `pusher:error` 4301 and close would make it
-/// give up for good (it treats closes 4300-4399 as "refused").
-pub fn over_connection_rate(limit: u32) -> Response {
-    let body = serde_json::json!({
-        "error": format!(
-            "Too many new connections: the app allows {limit} per second from one address"
-        ),
-        "code": 429,
-    });
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
 /// Close reasons of the handshake refusals, in variant order.
 const HANDSHAKE: [&str; 4] = [
     "Application does not exist",
@@ -413,6 +406,11 @@ fn examples() -> Vec<(&'static str, Refusal)> {
         (
             "app over its connection quota",
             Refusal::OverConnectionQuota,
+        ),
+        (
+            "new connections from one address over the app's `connection_rate_per_ip` this \
+             second (pusher-js reconnects after a second)",
+            Refusal::OverConnectionRate(0),
         ),
         (
             "`?protocol=` missing is fine; below 5 or not a number",
@@ -536,6 +534,7 @@ mod tests {
             Refusal::OverConnectionQuota => 2,
             Refusal::UnsupportedProtocol => 3,
             Refusal::OriginNotAllowed => 15,
+            Refusal::OverConnectionRate(_) => 16,
             Refusal::FrameTooBig => 4,
             Refusal::ProtocolViolation => 5,
             Refusal::InvalidUtf8 => 6,
@@ -549,7 +548,7 @@ mod tests {
             Refusal::Ended(_) => 14,
         }
     }
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 17;
 
     #[test]
     fn every_variant_has_a_readme_row() {
