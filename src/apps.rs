@@ -59,8 +59,12 @@ pub struct App {
     /// `*`: any. Another origin gets `pusher:error` 4009 and close 4009.
     pub allowed_origins: Vec<String>,
     /// HTTP API requests per second this app may make (cluster-wide with the Redis adapter);
-    /// beyond it: 429 with `Retry-After`. `None`: no limit.
+    /// beyond it: 429 with `Retry-After`. `None` or 0: no limit.
     pub api_request_rate: Option<u32>,
+    /// New WebSocket connections per second from one client address (an IPv4 address or an
+    /// IPv6 /64), cluster-wide with the Redis adapter; beyond it: error + close 4100 (pusher-js
+    /// reconnects a second later). `None` or 0: no limit.
+    pub connection_rate_per_ip: Option<u32>,
     /// Missed-message recovery: seconds a dropped connection's place is kept, and events are
     /// buffered for it (0: off). Clients opt in with a lineage path (`/l/{id}/app/{key}`).
     pub recovery_window: u64,
@@ -100,6 +104,7 @@ impl Default for App {
             webhooks: Vec::new(),
             allowed_origins: Vec::new(),
             api_request_rate: None,
+            connection_rate_per_ip: None,
             recovery_window: 0,
             recovery_channels: Vec::new(),
             recovery_max_events: 100,

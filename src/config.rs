@@ -240,8 +240,8 @@ pub struct Cli {
     /// HTTP keep-alive), node-wide (0 = unlimited); more are closed at accept.
     #[arg(long, env = "RF_MAX_PENDING_HANDSHAKES", default_value_t = 4_096)]
     pub max_pending_handshakes: usize,
-    /// New WebSocket connections per second per client IP, per node (0 = off); more answer
-    /// HTTP 429 before the upgrade.
+    /// New WebSocket connections per second per app and client IP (an IPv6 /64 counts as one),
+    /// cluster-wide with --adapter redis (0 = off); more get 4100 (clients retry in a second).
     #[arg(long, env = "RF_CONNECTION_RATE_PER_IP", default_value_t = 0)]
     pub connection_rate_per_ip: u32,
     /// Seconds after SIGTERM during which /ready answers 503 but new connections are still
@@ -440,6 +440,8 @@ impl Cli {
                 .filter(|o| !o.is_empty())
                 .collect(),
             api_request_rate: (self.api_request_rate > 0).then_some(self.api_request_rate),
+            connection_rate_per_ip: (self.connection_rate_per_ip > 0)
+                .then_some(self.connection_rate_per_ip),
             recovery_window: self.recovery_window,
             recovery_channels: self.recovery_channels.clone(),
             recovery_max_events: self.recovery_max_events,
@@ -641,7 +643,6 @@ impl Cli {
                 handshake_timeout: Duration::from_secs(self.handshake_timeout),
                 max_connections_per_ip: self.max_connections_per_ip,
                 max_pending_handshakes: self.max_pending_handshakes,
-                connection_rate_per_ip: self.connection_rate_per_ip,
             },
             drain_delay: Duration::from_secs(self.drain_delay),
             tls: match (self.tls_cert, self.tls_key) {
@@ -996,7 +997,7 @@ mod tests {
         assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
         assert_eq!(c.server.max_connections_per_ip, 1_000);
         assert_eq!(c.server.max_pending_handshakes, 4_096);
-        assert_eq!(c.server.connection_rate_per_ip, 0);
+        assert_eq!(c.apps[0].connection_rate_per_ip, None);
         assert_eq!(c.drain_delay, Duration::ZERO);
         assert!(c.tls.is_none());
         let c = resolve(
@@ -1019,7 +1020,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.handshake_timeout, Duration::from_secs(3));
         assert_eq!(c.server.max_connections_per_ip, 0);
-        assert_eq!(c.server.connection_rate_per_ip, 20);
+        assert_eq!(c.apps[0].connection_rate_per_ip, Some(20));
         assert_eq!(c.drain_delay, Duration::from_secs(15));
         let tls = c.tls.unwrap();
         assert_eq!(

@@ -1,7 +1,10 @@
 //! Readiness, as a load balancer asks for it (`GET /ready`): 200 only while this node should be
 //! sent traffic. Other parts set the flags: shutdown starts draining, the cluster adapter says
-//! whether it reaches Redis, the app store whether it ever loaded. `/up` (liveness) stays 200
-//! whatever these say.
+//! whether it reaches Redis. `/up` (liveness) stays 200 whatever these say.
+//!
+//! There is no "apps not loaded" state: the binary loads its apps (file, flags, or the first
+//! full read of the database, which must succeed or the process exits 2) before it listens, so
+//! no request ever reaches a node without apps; later database outages keep the apps it has.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,11 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Flags that together say whether this node accepts traffic. New: ready (adapter connected,
-/// apps loaded, not draining); whoever owns a dependency sets its flag.
+/// not draining); whoever owns a dependency sets its flag.
 pub struct Readiness {
     draining: AtomicBool,
     adapter_connected: AtomicBool,
-    apps_loaded: AtomicBool,
     /// Asked on each `/ready`: whether the cluster adapter reaches its broker now.
     adapter_probe: OnceLock<Probe>,
 }
@@ -25,7 +27,6 @@ impl Default for Readiness {
         Readiness {
             draining: AtomicBool::new(false),
             adapter_connected: AtomicBool::new(true),
-            apps_loaded: AtomicBool::new(true),
             adapter_probe: OnceLock::new(),
         }
     }
@@ -64,11 +65,6 @@ impl Readiness {
         let _ = self.adapter_probe.set(Box::new(probe));
     }
 
-    /// The apps were loaded at least once (an app store that starts empty sets false first).
-    pub fn set_apps_loaded(&self, loaded: bool) {
-        self.apps_loaded.store(loaded, Ordering::Release);
-    }
-
     /// Why the node is not ready, or `None` when it is.
     pub fn not_ready_because(&self) -> Option<&'static str> {
         if self.is_draining() {
@@ -77,8 +73,6 @@ impl Readiness {
             || self.adapter_probe.get().is_some_and(|probe| !probe())
         {
             Some("adapter disconnected")
-        } else if !self.apps_loaded.load(Ordering::Acquire) {
-            Some("apps not loaded")
         } else {
             None
         }
@@ -104,9 +98,7 @@ mod tests {
         r.set_adapter_connected(false);
         assert_eq!(r.not_ready_because(), Some("adapter disconnected"));
         r.set_adapter_connected(true);
-        r.set_apps_loaded(false);
-        assert_eq!(r.not_ready_because(), Some("apps not loaded"));
-        r.set_apps_loaded(true);
+        assert_eq!(r.not_ready_because(), None);
         let up = Arc::new(AtomicBool::new(false));
         let probe = up.clone();
         r.set_adapter_probe(move || probe.load(Ordering::SeqCst));

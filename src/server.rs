@@ -3,6 +3,7 @@
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 //! The sockets themselves are accepted and limited in [`crate::listener`].
 
+use crate::api::rate_limit::OverRate;
 pub use crate::api::{AppState, ServerOptions};
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
@@ -78,6 +79,7 @@ async fn lineage_upgrade(
         Some(Arc::from(lineage)),
         peer_ip(peer),
     )
+    .await
 }
 
 async fn ws_upgrade(
@@ -88,7 +90,7 @@ async fn ws_upgrade(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade_with(state, key, query, headers, upgrade, None, peer_ip(peer))
+    upgrade_with(state, key, query, headers, upgrade, None, peer_ip(peer)).await
 }
 
 /// The client's address, when the listener recorded it (observers mask it).
@@ -96,7 +98,9 @@ fn peer_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<std::net:
     peer.map(|Extension(ConnectInfo(addr))| addr.ip())
 }
 
-fn upgrade_with(
+/// Answer an upgrade with the WebSocket, whose task checks the handshake (key, enabled, the
+/// connection rate counted here, origin, protocol, quota) and refuses with a Pusher error.
+async fn upgrade_with(
     state: AppState,
     key: String,
     RawQuery(query): RawQuery,
@@ -108,7 +112,7 @@ fn upgrade_with(
     let protocol = crate::api::Query::parse(query.as_deref().unwrap_or(""))
         .get("protocol")
         .map(str::to_string);
-    let handshake = Handshake {
+    let mut handshake = Handshake {
         app: state.hub.app_by_key(&key),
         protocol,
         origin: headers
@@ -117,11 +121,13 @@ fn upgrade_with(
             .map(str::to_string),
         lineage,
         peer,
+        over_connection_rate: None,
+        metrics: state.metrics.clone(),
     };
-    if let (Some(metrics), Some(app)) = (&state.metrics, &handshake.app) {
-        // The ws layer refuses it after the upgrade; the hub never sees the connection.
-        if !app.origin_allowed(handshake.origin.as_deref()) {
-            metrics.refused(&app.id, "origin");
+    if let (Some(app), Some(ip)) = (handshake.app.as_ref().filter(|a| a.enabled), peer) {
+        // Counted before the upgrade; a refusal is told on the WebSocket (4100).
+        if let Err(OverRate(limit)) = state.rate.admit_connection(app, ip).await {
+            handshake.over_connection_rate = Some(limit);
         }
     }
     let max = state.options.max_frame_bytes;
@@ -172,12 +178,13 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
     let options = state.options.clone();
+    let metrics = state.metrics.clone();
     let app = router(state).merge(ready_route(&options.path_prefix, serving.readiness.clone()));
     let settings = crate::listener::Settings {
         handshake_timeout: options.handshake_timeout,
         max_connections_per_ip: options.max_connections_per_ip,
         max_pending_handshakes: options.max_pending_handshakes,
-        connection_rate_per_ip: options.connection_rate_per_ip,
+        metrics,
     };
     let stopped =
         crate::listener::accept_until(listener, app, settings, serving.tls, shutdown).await;

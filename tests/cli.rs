@@ -55,8 +55,47 @@ fn bad_values_exit_2_with_one_line() {
     }
 }
 
+/// The long flags `--help` lists (`--help` and `--version` aside).
+fn help_flags(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l
+                .strip_prefix("-h, ")
+                .or(l.strip_prefix("-V, "))
+                .unwrap_or(l);
+            let flag = l.strip_prefix("--")?;
+            let name: String = flag
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                .collect();
+            (!name.is_empty()).then(|| format!("--{name}"))
+        })
+        .filter(|f| f != "--help" && f != "--version")
+        .collect()
+}
+
+/// The flags of the configuration reference: the first cell of each row of its table.
+fn reference_flags(doc: &str) -> Vec<String> {
+    let table = doc
+        .split("## Configuration reference")
+        .nth(1)
+        .expect("docs/operations.md has the configuration reference")
+        .lines()
+        .skip_while(|l| !l.starts_with("| flag |"))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2);
+    table
+        .filter_map(|row| {
+            let cell = row.split('|').nth(1)?.trim();
+            let flag = cell.strip_prefix('`')?.split(['`', ' ']).next()?;
+            flag.starts_with("--").then(|| flag.to_string())
+        })
+        .collect()
+}
+
 #[test]
-fn help_documents_the_flags() {
+fn help_documents_the_flags_and_the_docs_document_every_flag() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -72,6 +111,35 @@ fn help_documents_the_flags() {
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
+    let flags = help_flags(&text);
+    assert!(flags.len() > 70, "{flags:?}");
+    // The one-table configuration reference lists exactly the flags --help lists, and the
+    // README (the front door) names every one.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/operations.md")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let documented = reference_flags(&doc);
+    let missing: Vec<_> = flags.iter().filter(|f| !documented.contains(f)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md's configuration reference lacks {missing:?}"
+    );
+    let stale: Vec<_> = documented.iter().filter(|f| !flags.contains(f)).collect();
+    assert!(
+        stale.is_empty(),
+        "docs/operations.md's configuration reference lists flags --help does not: {stale:?}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    let twice: Vec<_> = documented.iter().filter(|f| !seen.insert(*f)).collect();
+    assert!(twice.is_empty(), "listed twice: {twice:?}");
+    let not_in_readme: Vec<_> = flags
+        .iter()
+        .filter(|f| !readme.contains(&format!("`{f}")))
+        .collect();
+    assert!(
+        not_in_readme.is_empty(),
+        "README.md lacks {not_in_readme:?}"
+    );
 }
 
 #[tokio::test]

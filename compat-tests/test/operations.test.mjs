@@ -1,7 +1,9 @@
 // Operator features against the real binary with real clients: allowed origins (a Chromium page
 // on a disallowed origin, a raw client with an Origin header), the HTTP API rate limit as the
-// Node server SDK meets it, and Prometheus metrics at GET /metrics on their own listener, parsed
-// with prometheus_client's text parser (py/metrics.py) while pusher-js and the SDK act.
+// Node server SDK meets it, the connection rate as pusher-js meets it (4100: it retries in a
+// second), and
+// Prometheus metrics at GET /metrics on their own listener, parsed with prometheus_client's text
+// parser (py/metrics.py) while pusher-js and the SDK act.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,6 +11,7 @@ import WebSocket from 'ws';
 import { chromium } from 'playwright-core';
 import {
   startServer, serverSdk, Clients, subscribed, sdkChannelAuth, waitFor, eventually, freePort, runPython, sleep,
+  waitConnected,
 } from '../lib/harness.mjs';
 import { startStatic, CHROMIUM_ARGS } from '../lib/static.mjs';
 
@@ -204,4 +207,34 @@ test('metrics: GET /metrics on its own port parses with prometheus_client, and c
     'the refused subscription, by reason without its details');
   assert.equal(sample(m, 'rf_broadcast_subscriptions', app), 1);
   assert.equal(sample(m, 'rf_broadcast_metrics_events_dropped_total'), 0);
+});
+
+test('connection rate: pusher-js over --connection-rate-per-ip gets 4100 and is connected a second later; refusals are counted', T, async () => {
+  const metricsPort = await freePort();
+  const srv = await server('conn-rate', ['--connection-rate-per-ip', '1', '--metrics-port', String(metricsPort)]);
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  // Two connections from this address early in one second: the second is over a rate of 1.
+  await sleep(1000 - (Date.now() % 1000) + 5);
+  const a = await clients.pusher(srv);
+  const started = Date.now();
+  const b = await clients.pusher(srv, {}, { connect: false });
+  await waitConnected(b, 5000);
+  const took = Date.now() - started;
+  assert.equal(a.connection.state, 'connected');
+  const codes = b.errors.map((e) => e.error?.data?.code);
+  assert.ok(codes.includes(4100), `pusher-js was told 4100: ${JSON.stringify(b.errors)}`);
+  assert.ok(!b.states.includes('unavailable') && !b.states.includes('disconnected') && !b.states.includes('failed'),
+    `states: ${b.states}`);
+  assert.ok(took < 3000, `reconnected after ${took} ms`);
+  // A raw client with an unknown key: pusher:error 4001.
+  const unknown = await clients.raw(srv, '?protocol=7', 'no-such-key');
+  assert.equal(unknown.first.event, 'pusher:error');
+  let m;
+  await eventually(async () => {
+    m = await scrape(metricsUrl);
+    return sample(m, 'rf_broadcast_refusals_total', { app: 'unknown', reason: 'app_not_found' }) === 1;
+  }, 5000, 'the unknown key counted');
+  assert.equal(sample(m, 'rf_broadcast_refusals_total', { app: srv.app.id, reason: 'connection_rate' }), 1,
+    'the refused connection counted');
+  assert.equal(sample(m, 'rf_broadcast_connections', { app: srv.app.id }), 2);
 });

@@ -1,10 +1,11 @@
-//! The cluster-wide API rate counter on Redis: one key per app and second,
-//! `{prefix}#rate#{app_id}#{second}`, counted with `INCR` and given a 2 s `EXPIRE` in the same
-//! pipelined round trip, so the keys clean themselves up. Its own multiplexed connection (the
-//! adapter's publishing connection is a one-way queue); when Redis is away or slower than
-//! [`RESPONSE_TIMEOUT`], it answers `None` and the API falls back to this node's count, and it
-//! tries to reconnect at most once per [`RETRY_EVERY`] so requests never queue behind a dead
-//! Redis.
+//! The cluster-wide rate counter on Redis (API requests and new connections, `api/rate_limit.rs`):
+//! one key per window and second, `{prefix}#rate#{window}#{second}` (`{window}` is
+//! `api#{app_id}` or `conn#{app_id}#{client}`), counted with `INCR` and given a 2 s `EXPIRE` in
+//! the same pipelined round trip, so the keys clean themselves up. Its own multiplexed
+//! connection (the adapter's publishing connection is a one-way queue); when Redis is away or
+//! slower than [`RESPONSE_TIMEOUT`], it answers `None` and the limiter falls back to this node's
+//! count, and it tries to reconnect at most once per [`RETRY_EVERY`] so requests and upgrades
+//! never queue behind a dead Redis.
 
 use super::redis::RedisSettings;
 use crate::api::rate_limit::{CountFuture, WindowCounter};
@@ -13,7 +14,7 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest a request waits for its count.
+/// Longest a request or upgrade waits for its count.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Time between reconnect attempts while Redis is away.
@@ -29,7 +30,7 @@ enum Link {
     Never,
 }
 
-/// Counts API requests per app and second in Redis.
+/// Counts hits per window and second in Redis.
 pub struct RedisCounter {
     client: redis::Client,
     prefix: String,
@@ -78,7 +79,7 @@ impl RedisCounter {
             Err(e) => {
                 let first = !matches!(*self.link.lock(), Link::Down(_));
                 if first {
-                    tracing::warn!("API rate limits count per node: cannot reach Redis: {e}");
+                    tracing::warn!("rate limits count per node: cannot reach Redis: {e}");
                 }
                 *self.link.lock() = Link::Down(Instant::now());
                 None
@@ -86,9 +87,9 @@ impl RedisCounter {
         }
     }
 
-    async fn count(&self, app_id: &str, second: u64) -> Option<u64> {
+    async fn count(&self, window: &str, second: u64) -> Option<u64> {
         let mut conn = self.connection().await?;
-        let key = format!("{}#rate#{app_id}#{second}", self.prefix);
+        let key = format!("{}#rate#{window}#{second}", self.prefix);
         let result: redis::RedisResult<(u64,)> = redis::pipe()
             .cmd("INCR")
             .arg(&key)
@@ -101,7 +102,7 @@ impl RedisCounter {
         match result {
             Ok((n,)) => Some(n),
             Err(e) => {
-                tracing::warn!("API rate limits count per node: Redis failed: {e}");
+                tracing::warn!("rate limits count per node: Redis failed: {e}");
                 *self.link.lock() = Link::Down(Instant::now());
                 None
             }
@@ -110,14 +111,15 @@ impl RedisCounter {
 }
 
 impl WindowCounter for RedisCounter {
-    fn hit<'a>(&'a self, app_id: &'a str, second: u64) -> CountFuture<'a> {
-        Box::pin(self.count(app_id, second))
+    fn hit<'a>(&'a self, key: &'a str, second: u64) -> CountFuture<'a> {
+        Box::pin(self.count(key, second))
     }
 }
 
 impl AppState {
-    /// Count each app's `api_request_rate` cluster-wide in the Redis of `redis` (its URL and
-    /// prefix), as every node of the cluster must. Fails only on a malformed URL.
+    /// Count each app's `api_request_rate` and `connection_rate_per_ip` cluster-wide in the
+    /// Redis of `redis` (its URL and prefix), as every node of the cluster must. Fails only on
+    /// a malformed URL.
     pub fn with_redis_rate_limits(self, redis: &RedisSettings) -> Result<AppState, String> {
         let counter = RedisCounter::new(&redis.url, &redis.prefix)?;
         Ok(self.with_rate_counter(Arc::new(counter)))

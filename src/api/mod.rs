@@ -119,7 +119,11 @@ pub(crate) async fn authorize(
         return Err(ApiError::Forbidden("Application is disabled".into()));
     }
     // Counted only once signed: nobody without the secret can spend an app's budget.
-    state.rate.admit(&app).await?;
+    if let Err(rate_limit::OverRate(limit)) = state.rate.admit_api(&app).await {
+        return Err(ApiError::TooManyRequests(format!(
+            "Too many requests: the app allows {limit} API requests per second"
+        )));
+    }
     Ok((app, query))
 }
 

@@ -3,13 +3,11 @@
 //! only when metrics are on; otherwise the API runs without it.
 
 use super::{AppState, Query};
+use crate::metrics::UNKNOWN_APP;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
-
-/// Label for requests whose app is not one of this node's (unknown ids stay out of labels).
-const UNKNOWN_APP: &str = "unknown";
 
 /// Record one API request in the metrics.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -1,19 +1,22 @@
-//! The HTTP API's per-app request rate (`api_request_rate`, requests per second; off unless
-//! set). Windows are whole seconds of the Unix clock. Every node counts its own requests; with
-//! a cluster counter (the Redis adapter's, `adapter/redis_counter.rs`) the count is the whole
-//! cluster's, so the limit holds however requests are spread over nodes.
+//! The per-app rate limits of the HTTP and WebSocket edges, off unless set: HTTP API requests
+//! per second (`api_request_rate`) and new WebSocket connections per second per client address
+//! (`connection_rate_per_ip`, counted by the upgrade handler, refused with 4100). Windows are
+//! whole seconds of the Unix clock. Every node counts its own hits; with a cluster counter (the
+//! Redis adapter's, `adapter/redis_counter.rs`) the count is the whole cluster's, so a limit
+//! holds however requests are spread over nodes. Both limits share the one counter: a window
+//! is named by a key (`api#{app_id}`, `conn#{app_id}#{client}`) and a second.
 //!
-//! Cost per request of a limited app: one lock and hash lookup on this node; with the cluster
-//! counter also one Redis round trip (a pipelined `INCR` + `EXPIRE`), skipped when this node
-//! alone is already over the limit. Unlimited apps pay nothing. When Redis cannot answer (down,
-//! or slower than its response timeout) the node falls back to its own count: the limit then
-//! holds per node until Redis is back.
+//! Cost per request or upgrade of a limited app: one lock and hash lookup on this node (and a
+//! short key string); with the cluster counter also one Redis round trip (a pipelined `INCR` +
+//! `EXPIRE`), skipped when this node alone is already over the limit. Unlimited apps pay
+//! nothing. When Redis cannot answer (down, or slower than its response timeout) the node falls
+//! back to its own count: the limit then holds per node until Redis is back.
 
-use super::ApiError;
 use crate::apps::App;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,82 +24,124 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A future a counter hands back.
 pub type CountFuture<'a> = Pin<Box<dyn Future<Output = Option<u64>> + Send + 'a>>;
 
-/// A cluster-wide count of hits per app and second.
+/// A cluster-wide count of hits per window key and second.
 pub trait WindowCounter: Send + Sync + 'static {
-    /// Count one request of `app_id` in the window `second` and answer the count so far,
+    /// Count one hit of the window `key` in the second `second` and answer the count so far,
     /// or `None` when the count cannot be had now (the caller falls back to its own).
-    fn hit<'a>(&'a self, app_id: &'a str, second: u64) -> CountFuture<'a>;
+    fn hit<'a>(&'a self, key: &'a str, second: u64) -> CountFuture<'a>;
 }
 
-/// This node's count: per app, the current window and the hits in it.
+/// Entries in this node's window table before the ones of past seconds are swept (per-address
+/// keys come and go; per-app keys alone never get near it).
+const SWEEP_AT: usize = 4096;
+
+/// This node's count: per window key, the current second and the hits in it.
 #[derive(Default)]
 struct LocalCounter {
     windows: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl LocalCounter {
-    fn hit(&self, app_id: &str, second: u64) -> u64 {
+    fn hit(&self, key: &str, second: u64) -> u64 {
         let mut windows = self.windows.lock();
-        match windows.get_mut(app_id) {
-            Some((s, n)) if *s == second => {
+        if let Some((s, n)) = windows.get_mut(key) {
+            if *s == second {
                 *n += 1;
-                *n
+            } else {
+                *s = second;
+                *n = 1;
             }
-            Some(entry) => {
-                *entry = (second, 1);
-                1
-            }
-            None => {
-                windows.insert(app_id.to_string(), (second, 1));
-                1
-            }
+            return *n;
         }
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, (s, _)| *s == second);
+        }
+        windows.insert(key.to_string(), (second, 1));
+        1
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.windows.lock().len()
     }
 }
 
-/// Admits or refuses API requests by their app's `api_request_rate`.
+/// A hit over its limit: the limit it went over (per second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverRate(pub u32);
+
+/// Admits or refuses API requests and WebSocket upgrades by their app's rates.
 #[derive(Default)]
-pub struct ApiRateLimiter {
+pub struct RateLimiter {
     local: LocalCounter,
     cluster: Option<Arc<dyn WindowCounter>>,
 }
 
-impl ApiRateLimiter {
+impl RateLimiter {
     /// A limiter counting on this node only.
-    pub fn local() -> ApiRateLimiter {
-        ApiRateLimiter::default()
+    pub fn local() -> RateLimiter {
+        RateLimiter::default()
     }
 
     /// A limiter counting cluster-wide through `counter`.
-    pub fn cluster(counter: Arc<dyn WindowCounter>) -> ApiRateLimiter {
-        ApiRateLimiter {
+    pub fn cluster(counter: Arc<dyn WindowCounter>) -> RateLimiter {
+        RateLimiter {
             local: LocalCounter::default(),
             cluster: Some(counter),
         }
     }
 
-    /// Count one request of `app`; refused (429) when the app is over its rate this second.
-    pub async fn admit(&self, app: &App) -> Result<(), ApiError> {
-        let Some(limit) = app.api_request_rate else {
-            return Ok(());
-        };
+    /// Count one API request of `app` against its `api_request_rate`.
+    pub async fn admit_api(&self, app: &App) -> Result<(), OverRate> {
+        match app.api_request_rate {
+            Some(limit) if limit > 0 => self.admit(&format!("api#{}", app.id), limit).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Count one WebSocket upgrade of `app` from `ip` against its `connection_rate_per_ip`.
+    pub async fn admit_connection(&self, app: &App, ip: IpAddr) -> Result<(), OverRate> {
+        match app.connection_rate_per_ip {
+            Some(limit) if limit > 0 => {
+                let key = format!("conn#{}#{}", app.id, client(ip));
+                self.admit(&key, limit).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn admit(&self, key: &str, limit: u32) -> Result<(), OverRate> {
         let second = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let here = self.local.hit(&app.id, second);
+        let here = self.local.hit(key, second);
         let count = match &self.cluster {
             // This node's count is a lower bound of the cluster's: no need to ask.
             Some(_) if here > u64::from(limit) => here,
-            Some(cluster) => cluster.hit(&app.id, second).await.unwrap_or(here),
+            Some(cluster) => cluster.hit(key, second).await.unwrap_or(here),
             None => here,
         };
         if count > u64::from(limit) {
-            return Err(ApiError::TooManyRequests(format!(
-                "Too many requests: the app allows {limit} API requests per second"
-            )));
+            return Err(OverRate(limit));
         }
         Ok(())
+    }
+}
+
+/// The client a connection rate counts: an IPv4 address (also when seen through an IPv6 socket
+/// as `::ffff:a.b.c.d`), or an IPv6 address's /64, the block one host or one home network is
+/// given (counting single IPv6 addresses would let one client use 2^64 budgets).
+fn client(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -108,17 +153,18 @@ mod tests {
     fn limited(rate: u32) -> App {
         App {
             api_request_rate: Some(rate),
+            connection_rate_per_ip: Some(rate),
             ..App::new("a", "k", "s")
         }
     }
 
     #[tokio::test]
     async fn counts_per_app_and_refuses_over_the_rate() {
-        let limiter = ApiRateLimiter::local();
+        let limiter = RateLimiter::local();
         let app = limited(3);
         let mut refused = 0;
         for _ in 0..10 {
-            if limiter.admit(&app).await.is_err() {
+            if limiter.admit_api(&app).await.is_err() {
                 refused += 1;
             }
         }
@@ -128,16 +174,63 @@ mod tests {
             id: "b".into(),
             ..limited(3)
         };
-        assert!(limiter.admit(&other).await.is_ok(), "apps count apart");
-        assert!(limiter.admit(&App::new("c", "k", "s")).await.is_ok());
+        assert!(limiter.admit_api(&other).await.is_ok(), "apps count apart");
+        assert!(limiter.admit_api(&App::new("c", "k", "s")).await.is_ok());
+        let off = App {
+            api_request_rate: Some(0),
+            ..App::new("d", "k", "s")
+        };
+        for _ in 0..100 {
+            assert!(limiter.admit_api(&off).await.is_ok(), "0 is off");
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_count_per_app_and_client_apart_from_the_api() {
+        let limiter = RateLimiter::local();
+        let app = limited(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut refused = 0;
+        for _ in 0..6 {
+            if limiter.admit_connection(&app, a).await == Err(OverRate(2)) {
+                refused += 1;
+            }
+        }
+        assert!((2..=4).contains(&refused), "refused {refused}");
+        assert!(limiter.admit_connection(&app, b).await.is_ok());
+        assert!(limiter.admit_api(&app).await.is_ok(), "the API has its own");
+        let unlimited = App::new("u", "k", "s");
+        for _ in 0..100 {
+            assert!(limiter.admit_connection(&unlimited, a).await.is_ok());
+        }
     }
 
     #[test]
-    fn a_new_second_starts_a_new_window() {
+    fn clients_are_ipv4_addresses_and_ipv6_slash_64s() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client(ip("10.1.2.3")), "10.1.2.3");
+        assert_eq!(client(ip("::ffff:10.1.2.3")), "10.1.2.3");
+        assert_eq!(client(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            client(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            client(ip("2001:db8:1:2::"))
+        );
+        assert_ne!(client(ip("2001:db8:1:3::1")), client(ip("2001:db8:1:2::1")));
+    }
+
+    #[test]
+    fn a_new_second_starts_a_new_window_and_old_ones_are_swept() {
         let c = LocalCounter::default();
         assert_eq!(c.hit("a", 1), 1);
         assert_eq!(c.hit("a", 1), 2);
         assert_eq!(c.hit("a", 2), 1);
+        for i in 0..SWEEP_AT {
+            c.hit(&format!("k{i}"), 2);
+        }
+        assert_eq!(c.len(), SWEEP_AT + 1);
+        c.hit("new", 3);
+        assert_eq!(c.len(), 1, "the windows of second 2 are gone");
     }
 
     /// A cluster counter that reports other nodes' hits on top of ours.
@@ -147,7 +240,7 @@ mod tests {
     }
 
     impl WindowCounter for Busy {
-        fn hit<'a>(&'a self, _app: &'a str, _second: u64) -> CountFuture<'a> {
+        fn hit<'a>(&'a self, _key: &'a str, _second: u64) -> CountFuture<'a> {
             let n = self.asked.fetch_add(1, Ordering::Relaxed) + 1;
             Box::pin(std::future::ready(Some(self.others + n)))
         }
@@ -156,7 +249,7 @@ mod tests {
     struct Down;
 
     impl WindowCounter for Down {
-        fn hit<'a>(&'a self, _app: &'a str, _second: u64) -> CountFuture<'a> {
+        fn hit<'a>(&'a self, _key: &'a str, _second: u64) -> CountFuture<'a> {
             Box::pin(std::future::ready(None))
         }
     }
@@ -167,10 +260,15 @@ mod tests {
             others: 100,
             asked: AtomicU64::new(0),
         });
-        let limiter = ApiRateLimiter::cluster(busy.clone());
-        let err = limiter.admit(&limited(50)).await.unwrap_err();
-        assert_eq!(err.status().as_u16(), 429);
-        let down = ApiRateLimiter::cluster(Arc::new(Down));
-        assert!(down.admit(&limited(1)).await.is_ok());
+        let limiter = RateLimiter::cluster(busy.clone());
+        assert_eq!(limiter.admit_api(&limited(50)).await, Err(OverRate(50)));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            limiter.admit_connection(&limited(50), ip).await,
+            Err(OverRate(50))
+        );
+        let down = RateLimiter::cluster(Arc::new(Down));
+        assert!(down.admit_api(&limited(1)).await.is_ok());
+        assert!(down.admit_connection(&limited(1), ip).await.is_ok());
     }
 }

@@ -2,7 +2,7 @@
 //! and WebSocket layers. It lives here, below the router (`server.rs`), so the API, the
 //! development routes and the upgrade handler import it without importing the server.
 
-use super::rate_limit::{ApiRateLimiter, WindowCounter};
+use super::rate_limit::{RateLimiter, WindowCounter};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -31,8 +31,6 @@ pub struct ServerOptions {
     /// Sockets that have not (yet) become WebSocket connections; more are closed at accept.
     /// 0: no cap.
     pub max_pending_handshakes: usize,
-    /// New WebSocket upgrades per second from one client IP; more answer 429. 0: no limit.
-    pub connection_rate_per_ip: u32,
 }
 
 impl Default for ServerOptions {
@@ -46,7 +44,6 @@ impl Default for ServerOptions {
             handshake_timeout: Duration::from_secs(10),
             max_connections_per_ip: 1_000,
             max_pending_handshakes: 4_096,
-            connection_rate_per_ip: 0,
         }
     }
 }
@@ -56,8 +53,9 @@ impl Default for ServerOptions {
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub options: Arc<ServerOptions>,
-    /// Each app's `api_request_rate`, counted on this node or cluster-wide.
-    pub(crate) rate: Arc<ApiRateLimiter>,
+    /// Each app's `api_request_rate` and `connection_rate_per_ip`, counted on this node or
+    /// cluster-wide.
+    pub(crate) rate: Arc<RateLimiter>,
     /// Prometheus metrics, when they are on.
     pub(crate) metrics: Option<Arc<Metrics>>,
 }
@@ -68,7 +66,7 @@ impl AppState {
         AppState {
             hub,
             options: Arc::new(options),
-            rate: Arc::new(ApiRateLimiter::local()),
+            rate: Arc::new(RateLimiter::local()),
             metrics: None,
         }
     }
@@ -84,9 +82,10 @@ impl AppState {
         self
     }
 
-    /// Count API rates with `counter` (cluster-wide) instead of on this node only.
+    /// Count API and connection rates with `counter` (cluster-wide) instead of on this node
+    /// only.
     pub(crate) fn with_rate_counter(mut self, counter: Arc<dyn WindowCounter>) -> AppState {
-        self.rate = Arc::new(ApiRateLimiter::cluster(counter));
+        self.rate = Arc::new(RateLimiter::cluster(counter));
         self
     }
 }

@@ -104,6 +104,7 @@ app_settings! {
     max_watchlist: usize,
     allowed_origins: Vec<String>,
     api_request_rate: Option<u32>,
+    connection_rate_per_ip: Option<u32>,
     recovery_window: u64,
     recovery_channels: Vec<String>,
     recovery_max_events: usize,
@@ -187,6 +188,29 @@ mod tests {
         assert!(SETTINGS.contains(&("max_connections", "BIGINT")));
         assert!(SETTINGS.contains(&("enabled", "BOOLEAN")));
         assert!(SETTINGS.contains(&("allowed_origins", "JSONB")));
+    }
+
+    #[test]
+    fn every_setting_is_in_the_configuration_reference_and_the_readme() {
+        let doc = include_str!("../../docs/operations.md");
+        let table = doc
+            .split("## Configuration reference")
+            .nth(1)
+            .expect("docs/operations.md has the configuration reference");
+        let readme = include_str!("../../README.md");
+        for (name, sql) in SETTINGS {
+            // The "apps file / column" cell: `name` (`SQL`...).
+            let cell = format!("| `{name}` (`{sql}");
+            assert!(
+                table.contains(&cell),
+                "docs/operations.md's configuration reference lacks the per-app setting \
+                 {name} ({sql}): add a row with `{cell}`"
+            );
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README.md's apps table lacks {name}"
+            );
+        }
     }
 
     #[test]

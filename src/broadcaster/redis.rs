@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub struct RedisBroadcaster {
     hub: Arc<Hub>,
     adapter: Arc<RedisAdapter>,
-    /// API request rates counted cluster-wide.
+    /// API request and connection rates counted cluster-wide.
     rate_counter: Arc<RedisCounter>,
 }
 

@@ -4,11 +4,11 @@
 //! WebSocket task and this task ends, releasing the socket's pending-handshake slot.
 
 use super::io::{Counted, Stream};
-use super::limits::{IpSlot, Limits, PendingSlot};
+use super::limits::{IpSlot, PendingSlot};
 use crate::tls::Tls;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::http::{Request, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -35,7 +35,6 @@ pub(super) struct Accepted {
     pub pending_slot: PendingSlot,
     pub app: Router,
     pub tls: Option<Arc<Tls>>,
-    pub limits: Arc<Limits>,
     pub timeout: Duration,
     pub stop: watch::Receiver<bool>,
 }
@@ -49,7 +48,6 @@ pub(super) async fn drive(accepted: Accepted) {
         pending_slot,
         app,
         tls,
-        limits,
         timeout,
         mut stop,
     } = accepted;
@@ -74,7 +72,6 @@ pub(super) async fn drive(accepted: Accepted) {
         app,
         peer,
         deadline: deadline.clone(),
-        limits,
     };
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_HEAD_BYTES)
@@ -149,13 +146,13 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// The router as hyper's service for one connection: adds the client's address
-/// (`ConnectInfo<SocketAddr>`), applies the upgrade rate per IP, moves the deadline.
+/// (`ConnectInfo<SocketAddr>`, which the upgrade handler's per-app connection rate counts by),
+/// moves the deadline.
 #[derive(Clone)]
 struct ConnService {
     app: Router,
     peer: SocketAddr,
     deadline: Arc<Deadline>,
-    limits: Arc<Limits>,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -166,10 +163,6 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Future = Answer;
 
     fn call(&self, mut request: Request<Incoming>) -> Answer {
-        if is_websocket_upgrade(&request) && !self.limits.allow_upgrade(self.peer.ip()) {
-            self.deadline.extend();
-            return Box::pin(std::future::ready(Ok(too_many_connections())));
-        }
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let answer = self.app.clone().call(request.map(Body::new));
         let deadline = self.deadline.clone();
@@ -179,26 +172,4 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             response
         })
     }
-}
-
-fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-}
-
-/// 429 for an upgrade over `--connection-rate-per-ip`, before any WebSocket exists.
-fn too_many_connections() -> Response<Body> {
-    let body =
-        r#"{"error":"Too many new connections from this address; retry in a second","code":429}"#;
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

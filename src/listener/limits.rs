@@ -1,22 +1,20 @@
-//! The admission limits of the accept loop: open sockets per client IP, sockets that have not
-//! (yet) become WebSocket connections, and new WebSocket upgrades per second per client IP.
-//! Each is counted here and released by a guard's `Drop`, so no early return can leak a slot.
+//! The admission limits of the accept loop: open sockets per client IP and sockets that have
+//! not (yet) become WebSocket connections. Each is counted here and released by a guard's
+//! `Drop`, so no early return can leak a slot. (New connections per second per client IP are a
+//! per-app rate, checked by the upgrade handler where the app is known: `api/rate_limit.rs`.)
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The counters shared by the accept loop and every connection it admitted.
 pub(crate) struct Limits {
     max_per_ip: usize,
     max_pending: usize,
-    upgrades_per_second: u32,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pending: AtomicUsize,
-    rate: Mutex<RateWindows>,
 }
 
 /// Why a new socket was not admitted.
@@ -26,6 +24,16 @@ pub(crate) enum Refusal {
     PerIp,
     /// `--max-pending-handshakes` sockets are mid-handshake already.
     Pending,
+}
+
+impl Refusal {
+    /// The `reason` label of `rf_broadcast_refusals_total`.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::PerIp => "max_connections_per_ip",
+            Refusal::Pending => "max_pending_handshakes",
+        }
+    }
 }
 
 /// One open socket's slot in its IP's count; held by the socket's IO for its whole life, the
@@ -40,30 +48,14 @@ pub(crate) struct PendingSlot {
     limits: Arc<Limits>,
 }
 
-/// Fixed one-second windows of upgrade counts per IP.
-struct RateWindows {
-    started: Instant,
-    /// IP → (window number, upgrades in it).
-    counts: HashMap<IpAddr, (u64, u32)>,
-}
-
 impl Limits {
     /// `0` turns a limit off.
-    pub(crate) fn new(
-        max_per_ip: usize,
-        max_pending: usize,
-        upgrades_per_second: u32,
-    ) -> Arc<Self> {
+    pub(crate) fn new(max_per_ip: usize, max_pending: usize) -> Arc<Self> {
         Arc::new(Limits {
             max_per_ip,
             max_pending,
-            upgrades_per_second,
             per_ip: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
-            rate: Mutex::new(RateWindows {
-                started: Instant::now(),
-                counts: HashMap::new(),
-            }),
         })
     }
 
@@ -92,30 +84,6 @@ impl Limits {
         Ok((ip_slot, pending_slot))
     }
 
-    /// Count one WebSocket upgrade request from `ip`; false when it is over
-    /// `--connection-rate-per-ip` this second (always true when the limit is off).
-    pub(crate) fn allow_upgrade(&self, ip: IpAddr) -> bool {
-        if self.upgrades_per_second == 0 {
-            return true;
-        }
-        let ip = canonical(ip);
-        let mut rate = self.rate.lock();
-        let window = rate.started.elapsed().as_secs();
-        if rate.counts.len() >= RATE_TABLE_SWEEP_AT {
-            // Forget addresses whose window is over, so the table cannot grow without bound.
-            rate.counts.retain(|_, (w, _)| *w == window);
-        }
-        let entry = rate.counts.entry(ip).or_insert((window, 0));
-        if entry.0 != window {
-            *entry = (window, 0);
-        }
-        if entry.1 >= self.upgrades_per_second {
-            return false;
-        }
-        entry.1 += 1;
-        true
-    }
-
     /// Open sockets from `ip` right now.
     #[cfg(test)]
     fn open_from(&self, ip: IpAddr) -> usize {
@@ -127,9 +95,6 @@ impl Limits {
         self.pending.load(Ordering::Acquire)
     }
 }
-
-/// Entries in the upgrade-rate table before expired ones are swept.
-const RATE_TABLE_SWEEP_AT: usize = 4096;
 
 /// An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) counts as that IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -166,7 +131,7 @@ mod tests {
 
     #[test]
     fn per_ip_cap_counts_open_sockets_and_frees_on_drop() {
-        let limits = Limits::new(2, 0, 0);
+        let limits = Limits::new(2, 0);
         let a1 = limits.admit(A).unwrap();
         let a2 = limits.admit(A).unwrap();
         assert_eq!(limits.admit(A).err(), Some(Refusal::PerIp));
@@ -185,7 +150,7 @@ mod tests {
 
     #[test]
     fn pending_cap_refuses_beyond_and_releases() {
-        let limits = Limits::new(0, 2, 0);
+        let limits = Limits::new(0, 2);
         let p1 = limits.admit(A).unwrap();
         let _p2 = limits.admit(B).unwrap();
         assert_eq!(limits.admit(A).err(), Some(Refusal::Pending));
@@ -197,15 +162,5 @@ mod tests {
         );
         drop(p1.1);
         assert!(limits.admit(A).is_ok());
-    }
-
-    #[test]
-    fn upgrade_rate_is_per_ip_per_second() {
-        let limits = Limits::new(0, 0, 3);
-        assert!((0..3).all(|_| limits.allow_upgrade(A)));
-        assert!(!limits.allow_upgrade(A));
-        assert!(limits.allow_upgrade(B));
-        let off = Limits::new(0, 0, 0);
-        assert!((0..10_000).all(|_| off.allow_upgrade(A)));
     }
 }

@@ -1,4 +1,5 @@
-//! The accept loop: every socket is admitted against the per-IP and pending-handshake caps,
+//! The accept loop: every socket is admitted against the per-IP and pending-handshake caps
+//! (a refused one is closed at once, logged and counted in `rf_broadcast_refusals_total`),
 //! then served by a task of its own until it becomes a WebSocket or closes. Until then the
 //! client has `--handshake-timeout` for each request (TLS handshake, headers and body, from the
 //! accept or from the end of the previous response), or the socket is closed: a silent or
@@ -10,6 +11,7 @@ mod conn;
 mod io;
 mod limits;
 
+use crate::metrics::{Metrics, UNKNOWN_APP};
 use crate::tls::Tls;
 use axum::Router;
 use limits::{Limits, Refusal};
@@ -21,12 +23,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// The listener's part of the server options.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub handshake_timeout: Duration,
     pub max_connections_per_ip: usize,
     pub max_pending_handshakes: usize,
-    pub connection_rate_per_ip: u32,
+    /// Where refusals are counted, when metrics are on.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// After the accept loop stopped: the sockets it admitted that have not upgraded yet.
@@ -53,7 +56,6 @@ pub(crate) async fn accept_until(
     let limits = Limits::new(
         settings.max_connections_per_ip,
         settings.max_pending_handshakes,
-        settings.connection_rate_per_ip,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let refusals = Throttled::new(REFUSAL_LOG_EVERY);
@@ -85,13 +87,16 @@ pub(crate) async fn accept_until(
                     pending_slot,
                     app: app.clone(),
                     tls: tls.clone(),
-                    limits: limits.clone(),
                     timeout: settings.handshake_timeout,
                     stop: stop_rx.clone(),
                 }));
             }
             Err(refusal) => {
                 drop(tcp);
+                if let Some(metrics) = &settings.metrics {
+                    // Before any request: the app is not known.
+                    metrics.refused(UNKNOWN_APP, refusal.reason());
+                }
                 refusals.warn(|n| match refusal {
                     Refusal::PerIp => format!(
                         "refused {n} socket(s) in the last 10 s, latest from {}: \

@@ -9,7 +9,9 @@
 //!   without waiting, so metrics never slow a publish (what it misses when its queue is full is
 //!   counted in `rf_broadcast_metrics_events_dropped_total`);
 //! - the HTTP API's middleware (`api/observe.rs`): requests by endpoint and status, latency;
-//! - the edges that refuse before the hub sees anything (origin, API rate): [`Metrics::refused`];
+//! - the edges that refuse before the hub sees anything (the listener's caps, the upgrade's
+//!   connection rate, handshake refusals such as an unknown key or origin, the API rate):
+//!   [`Metrics::refused`], with the fixed reasons listed in the README;
 //! - at scrape time: the adapter's link and the process (RSS, open fds, CPU) from `/proc`.
 //!
 //! Every series but the process and adapter ones carries an `app` label (the app id).
@@ -32,6 +34,11 @@ use std::sync::Arc;
 
 /// Prefix of every series this server defines.
 pub const PREFIX: &str = "rf_broadcast";
+
+/// The `app` label of what is counted before its app is known (a socket refused at accept, an
+/// unknown app key, an API request for an app that is not ours): ids a peer sends never
+/// become label values.
+pub const UNKNOWN_APP: &str = "unknown";
 
 /// Distinct `reason` label values kept; further reasons are counted as `other`.
 const MAX_REASONS: usize = 64;
@@ -227,9 +234,10 @@ impl Metrics {
         *self.adapter.lock() = Some((name, Box::new(connected)));
     }
 
-    /// Count a refusal of `app_id` for `reason` (a short, fixed text: `origin`,
-    /// `api_rate_limit`, or the hub's subscription refusal). Past [`MAX_REASONS`] distinct
-    /// reasons, new ones count as `other`, so a label never grows without bound.
+    /// Count a refusal of `app_id` ([`UNKNOWN_APP`] before the app is known) for `reason` (a
+    /// short, fixed text such as `origin` or `max_connections_per_ip`, or the hub's
+    /// subscription refusal). Past [`MAX_REASONS`] distinct reasons, new ones count as `other`,
+    /// so a label never grows without bound.
     pub fn refused(&self, app_id: &str, reason: &str) {
         let reason = reason_label(reason);
         let label = {
@@ -325,6 +333,89 @@ mod tests {
         }
         let text = m.render();
         assert!(text.contains(r#"rf_broadcast_refusals_total{app="a",reason="other"} 10"#));
+    }
+
+    /// The series names in README.md's "Metrics" section.
+    fn readme_series() -> std::collections::BTreeSet<String> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("**Metrics** (on by default)")
+            .nth(1)
+            .expect("README has the Metrics paragraph")
+            .split("\n## ")
+            .next()
+            .unwrap();
+        section
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|code| code.starts_with("rf_broadcast_"))
+            .map(|code| code.split('{').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The series names other parts define in `source` (built as `{prefix}{short}` or written
+    /// whole), from its string literals outside its tests.
+    fn declared_in(source: &str, prefix: &str) -> Vec<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        code.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|lit| {
+                !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .filter_map(|lit| {
+                if lit.starts_with("rf_broadcast_") {
+                    Some(lit.to_string())
+                } else if lit.ends_with("_total") {
+                    Some(format!("{prefix}{lit}"))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_series_and_no_other() {
+        let m = Metrics::new();
+        m.init_app("a");
+        m.connections_closed.with_label_values(&["a", "none"]).inc();
+        m.refused("a", "origin");
+        m.http_requests.with_label_values(&["a", "e", "200"]).inc();
+        m.bytes_sent.with_label_values(&["a", "api_event"]).inc();
+        m.http_duration.with_label_values(&["a", "e"]).observe(0.1);
+        m.render();
+        let mut real: Vec<String> = m
+            .registry()
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .filter(|n| n.starts_with(PREFIX))
+            .collect();
+        assert!(real.len() >= 16, "{real:?}");
+        real.extend(declared_in(
+            include_str!("../webhooks/metrics.rs"),
+            "rf_broadcast_webhook_",
+        ));
+        real.extend(declared_in(
+            include_str!("../adapter/redis/metrics.rs"),
+            "rf_broadcast_redis_",
+        ));
+        let real: std::collections::BTreeSet<String> = real.into_iter().collect();
+        assert!(
+            real.contains("rf_broadcast_webhook_attempts_total"),
+            "{real:?}"
+        );
+        assert!(real.contains("rf_broadcast_redis_lost_total"), "{real:?}");
+        let listed = readme_series();
+        let missing: Vec<_> = real.difference(&listed).collect();
+        let unknown: Vec<_> = listed.difference(&real).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "README.md's Metrics list lacks {missing:?} and names series that do not exist: \
+             {unknown:?}"
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum ErrorCode {
     UnsupportedProtocol = 4007,
     /// Unauthorized: bad sign-in, terminated by the app, client event from a non-member.
     Unauthorized = 4009,
-    /// Over capacity: this client's outbound queue overflowed (slow consumer); clients back off.
+    /// Over capacity: this client's outbound queue overflowed (slow consumer), or its address
+    /// opened more new connections than the app's rate allows; clients back off (1 s).
     OverCapacity = 4100,
     /// Generic "reconnect now": server shutting down; as an error only, invalid message format.
     ReconnectImmediately = 4200,

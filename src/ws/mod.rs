@@ -18,6 +18,7 @@ pub use refusal::Refusal;
 
 use crate::apps::App;
 use crate::hub::{CloseRequest, Connection, Hub};
+use crate::metrics::{Metrics, UNKNOWN_APP};
 use crate::protocol::{self, ErrorCode};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::future::Either;
@@ -51,6 +52,11 @@ pub struct Handshake {
     pub lineage: Option<Arc<str>>,
     /// The client's address, when the listener knows it.
     pub peer: Option<std::net::IpAddr>,
+    /// The app's `connection_rate_per_ip` (this limit) when the upgrade handler found the
+    /// client's address over it: refused with 4100.
+    pub over_connection_rate: Option<u32>,
+    /// Where a refused handshake is counted, when metrics are on.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 type BoxedClose = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -61,9 +67,22 @@ pub fn serve(
     hub: Arc<Hub>,
     handshake: Handshake,
 ) -> Either<BoxedClose, ConnTask> {
+    let metrics = handshake.metrics.clone();
+    let count = |app_id: &str, refusal: &Refusal| {
+        if let (Some(metrics), Some(reason)) = (&metrics, refusal.handshake_reason()) {
+            metrics.refused(app_id, reason);
+        }
+    };
     let app = match check_handshake(&handshake) {
         Ok(app) => app,
-        Err(refusal) => return Either::Left(Box::pin(refuse_handshake(socket, refusal))),
+        Err(refusal) => {
+            let app_id = handshake
+                .app
+                .as_ref()
+                .map_or(UNKNOWN_APP, |a| a.id.as_str());
+            count(app_id, &refusal);
+            return Either::Left(Box::pin(refuse_handshake(socket, refusal)));
+        }
     };
     match hub.connect_from(&app, handshake.lineage, handshake.peer) {
         Ok(conn) => {
@@ -80,6 +99,7 @@ pub fn serve(
                 // The hub does not know the app (it went away since the lookup).
                 _ => Refusal::AppDoesNotExist,
             };
+            count(&app.id, &refusal);
             Either::Left(Box::pin(refuse_handshake(socket, refusal)))
         }
     }
@@ -96,6 +116,9 @@ fn check_handshake(h: &Handshake) -> Result<Arc<App>, Refusal> {
     let app = h.app.clone().ok_or(Refusal::AppDoesNotExist)?;
     if !app.enabled {
         return Err(Refusal::AppDisabled);
+    }
+    if let Some(limit) = h.over_connection_rate {
+        return Err(Refusal::OverConnectionRate(limit));
     }
     if !app.origin_allowed(h.origin.as_deref()) {
         return Err(Refusal::OriginNotAllowed);

@@ -34,6 +34,12 @@ pub enum Refusal {
     AppDisabled,
     /// The app has its maximum number of connections.
     OverConnectionQuota,
+    /// The client's address opened more new connections this second than the app's
+    /// `connection_rate_per_ip` (the limit). Told with 4100, which pusher-js answers by
+    /// reconnecting after a second: a close in 4300-4399 would make it give up for good, and an
+    /// HTTP 429 instead of the upgrade makes it wait about 15 s (it reports the connection
+    /// unavailable after 10 s and tries again 5 s later).
+    OverConnectionRate(u32),
     /// `?protocol=` is not a number at least `MIN_PROTOCOL`.
     UnsupportedProtocol,
     /// The upgrade's `Origin` is not among the app's `allowed_origins`.
@@ -170,6 +176,7 @@ impl Refusal {
             Refusal::AppDoesNotExist => Notice::Error(Some(ErrorCode::AppDoesNotExist)),
             Refusal::AppDisabled => Notice::Error(Some(ErrorCode::AppDisabled)),
             Refusal::OverConnectionQuota => Notice::Error(Some(ErrorCode::OverConnectionQuota)),
+            Refusal::OverConnectionRate(_) => Notice::Error(Some(ErrorCode::OverCapacity)),
             Refusal::UnsupportedProtocol => Notice::Error(Some(ErrorCode::UnsupportedProtocol)),
             Refusal::OriginNotAllowed => Notice::Error(Some(ErrorCode::Unauthorized)),
             Refusal::FrameTooBig | Refusal::ProtocolViolation | Refusal::InvalidUtf8 => {
@@ -196,6 +203,21 @@ impl Refusal {
         }
     }
 
+    /// The `reason` label of `rf_broadcast_refusals_total` for a refusal of the handshake;
+    /// `None` for the refusals of an admitted connection (subscription refusals are counted
+    /// from the hub's events).
+    pub fn handshake_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Refusal::AppDoesNotExist => "app_not_found",
+            Refusal::AppDisabled => "app_disabled",
+            Refusal::OverConnectionQuota => "over_connection_quota",
+            Refusal::OverConnectionRate(_) => "connection_rate",
+            Refusal::UnsupportedProtocol => "unsupported_protocol",
+            Refusal::OriginNotAllowed => "origin",
+            _ => return None,
+        })
+    }
+
     /// The close frame this refusal ends the connection with; `None`: it stays open.
     pub fn close(&self) -> Option<Close> {
         let pusher = |code: ErrorCode, reason| Close {
@@ -206,6 +228,10 @@ impl Refusal {
             Refusal::AppDoesNotExist => pusher(ErrorCode::AppDoesNotExist, HANDSHAKE[0]),
             Refusal::AppDisabled => pusher(ErrorCode::AppDisabled, HANDSHAKE[1]),
             Refusal::OverConnectionQuota => pusher(ErrorCode::OverConnectionQuota, HANDSHAKE[2]),
+            Refusal::OverConnectionRate(_) => pusher(
+                ErrorCode::OverCapacity,
+                "Too many new connections from this address; retry in a second",
+            ),
             Refusal::UnsupportedProtocol => pusher(ErrorCode::UnsupportedProtocol, HANDSHAKE[3]),
             Refusal::OriginNotAllowed => pusher(ErrorCode::Unauthorized, "Origin not allowed"),
             Refusal::FrameTooBig => Close {
@@ -247,6 +273,10 @@ impl Refusal {
             | Refusal::ProtocolViolation
             | Refusal::InvalidUtf8
             | Refusal::Ended(_) => self.close().map(|c| c.reason).unwrap_or_default().into(),
+            Refusal::OverConnectionRate(limit) => format!(
+                "Too many new connections: the app allows {limit} per second from one address"
+            )
+            .into(),
             Refusal::InvalidMessage(why) => format!("Invalid message format: {why}").into(),
             Refusal::UnsupportedEvent(name) => {
                 let name: String = name.chars().take(MAX_ECHOED_EVENT_CHARS).collect();
@@ -378,6 +408,11 @@ fn examples() -> Vec<(&'static str, Refusal)> {
             Refusal::OverConnectionQuota,
         ),
         (
+            "new connections from one address over the app's `connection_rate_per_ip` this \
+             second (pusher-js reconnects after a second)",
+            Refusal::OverConnectionRate(0),
+        ),
+        (
             "`?protocol=` missing is fine; below 5 or not a number",
             Refusal::UnsupportedProtocol,
         ),
@@ -499,6 +534,7 @@ mod tests {
             Refusal::OverConnectionQuota => 2,
             Refusal::UnsupportedProtocol => 3,
             Refusal::OriginNotAllowed => 15,
+            Refusal::OverConnectionRate(_) => 16,
             Refusal::FrameTooBig => 4,
             Refusal::ProtocolViolation => 5,
             Refusal::InvalidUtf8 => 6,
@@ -512,7 +548,7 @@ mod tests {
             Refusal::Ended(_) => 14,
         }
     }
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 17;
 
     #[test]
     fn every_variant_has_a_readme_row() {
