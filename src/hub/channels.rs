@@ -13,6 +13,7 @@ use super::events::{HubEvent, MemberChange};
 use super::presence::Presence;
 use super::recovery::{self, Stream};
 use super::registry::AppHub;
+use super::sparse::shrink_if_sparse;
 use super::Hub;
 use crate::apps::App;
 use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelInfo, ChannelKind, MemberData};
@@ -106,6 +107,13 @@ pub(super) fn entry<'a>(
     let (name, _) = shard.get_key_value(channel).expect("just inserted");
     let name = name.clone();
     (name, shard.get_mut(channel).expect("just inserted"))
+}
+
+/// Remove a channel that no longer holds anything (see [`ChannelState::is_empty`]), and give
+/// the shard's memory back when it is mostly empty (after a flood of channels).
+pub(super) fn forget(shard: &mut HashMap<Arc<str>, ChannelState>, channel: &str) {
+    shard.remove(channel);
+    shrink_if_sparse(shard);
 }
 
 /// The channel's state and its shared name, if the channel exists.
@@ -203,7 +211,7 @@ impl AppHub {
                         }
                         Err(()) => {
                             if state.is_empty() {
-                                shard.remove(channel);
+                                forget(&mut shard, channel);
                             }
                             return Err(SubscribeError::PresenceFull(app.max_presence_members));
                         }
@@ -307,6 +315,7 @@ impl AppHub {
             if state.subscribers.swap_remove(&conn.socket_id).is_none() {
                 return;
             }
+            shrink_if_sparse(&mut state.subscribers);
             if let (Some(stream), Some(_)) = (state.recovery.as_mut(), conn.lineage()) {
                 stream.keep(Duration::from_secs(app.recovery_window));
             }
@@ -342,7 +351,7 @@ impl AppHub {
             }
             self.subscription_count_changed(&app, &name, state);
             if state.is_empty() {
-                shard.remove(channel);
+                forget(&mut shard, channel);
             }
         }
         if let (true, Some(user_id)) = (last_here, user_id) {
@@ -463,7 +472,9 @@ impl Hub {
             {
                 Some(i) => {
                     recovery::untrack(&mut state.lineage, channel);
-                    state.subscriptions.swap_remove(i)
+                    let sub = state.subscriptions.swap_remove(i);
+                    shrink_if_sparse(&mut state.subscriptions);
+                    sub
                 }
                 None => return,
             }

@@ -22,6 +22,7 @@
 //! - `tick.rs`: the once-a-second sweep (heartbeats, throttled counts, cache expiry);
 //! - `stats.rs`: channel figures for the HTTP API, merged across the cluster;
 //! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
+//! - `sparse.rs`: collections emptied after a flood give their memory back;
 //! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
 //!   two ports out of the hub.
 //!
@@ -51,6 +52,8 @@ mod presence;
 mod recovery;
 mod registry;
 mod remote;
+mod sparse;
+pub(crate) use sparse::shrink_if_sparse;
 mod stats;
 mod tick;
 mod users;
