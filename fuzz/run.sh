@@ -7,10 +7,10 @@
 #   FUZZ_TARGET_DIR=DIR                    build there instead of fuzz/target (the test command
 #                                          keeps one under ~/.cache so fresh clones reuse it)
 #   FUZZ_BUILD_ARGS=--dev                  unoptimised build (quicker to build; the test
-#                                          command's 3 s runs use it)
+#                                          command's 10 s runs use it)
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`, which
 # scripts/prepare.sh runs when nightly is there); the test command
-# runs `fuzz/run.sh 3` and skips it, saying so, when either is missing.
+# runs `fuzz/run.sh 10` and skips it, saying so, when either is missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
