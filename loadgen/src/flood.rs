@@ -291,12 +291,10 @@ async fn never_read(
     for i in 0..a.conns {
         // A small receive buffer: the server's queue fills sooner.
         match open(target, target.ws_for(i), Some(4096)).await {
-            Ok((mut ws, sid)) => {
-                match subscribe(&mut ws, &target.creds, &sid, &channel).await {
-                    Ok(()) => stalled.push(ws),
-                    Err(e) => tally.failed(&e),
-                }
-            }
+            Ok((mut ws, sid)) => match subscribe(&mut ws, &target.creds, &sid, &channel).await {
+                Ok(()) => stalled.push(ws),
+                Err(e) => tally.failed(&e),
+            },
             Err(e) => tally.failed(&e),
         }
     }
