@@ -7,9 +7,10 @@
 #   FUZZ_TARGET_DIR=DIR                    build there instead of fuzz/target (the test command
 #                                          keeps one under ~/.cache so fresh clones reuse it)
 #   FUZZ_BUILD_ARGS=--dev                  unoptimised build (quicker to build; the test
-#                                          command's 3 s runs use it)
-# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`); the test command
-# runs `fuzz/run.sh 3` and skips it, saying so, when either is missing.
+#                                          command's 10 s runs use it)
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`, which
+# scripts/prepare.sh runs when nightly is there); the test command
+# runs `fuzz/run.sh 10` and skips it, saying so, when either is missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
   exit 0
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-  echo "fuzz: SKIPPED: cargo-fuzz is not installed (cargo install cargo-fuzz)"
+  echo "fuzz: SKIPPED: cargo-fuzz is not installed (cargo install cargo-fuzz --locked; scripts/prepare.sh does it)"
   exit 0
 fi
 

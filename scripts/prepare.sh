@@ -4,7 +4,8 @@
 # 127.0.0.1:6379 when none answers, and compat-tests/setup.sh installs the compat suite's
 # npm packages, Python venv and Debian's chromium. Idempotent: a ready machine costs a few
 # checks. A PostgreSQL on 127.0.0.1:5432 and the openssl tool are made ready the same way (for
-# the app store and rediss:// tests). When something cannot be installed here (not root, no apt-get), it stops at once and
+# the app store and rediss:// tests), and cargo-fuzz is installed when the nightly toolchain is
+# there (for the fuzz step). When something cannot be installed here (not root, no apt-get), it stops at once and
 # prints the one command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,6 +91,19 @@ if ! pg_answers; then
     -o "-p 5432 -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
   pg_answers || stop "PostgreSQL did not answer on 127.0.0.1:5432 (see $data/server.log)" \
     "$pgbin/pg_ctl -D $data -l $data/server.log start"
+fi
+
+# cargo-fuzz for the test command's fuzz step (fuzz/run.sh), when the nightly toolchain is
+# there: about 1.5 minutes to build, once. Without nightly the fuzz step is skipped, saying so.
+# (cargo-deny is not installed here: it takes 4-10 minutes to build; scripts/deny.sh says how.)
+if cargo +nightly --version >/dev/null 2>&1; then
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "prepare: installing cargo-fuzz (cargo install cargo-fuzz --locked, about 1.5 minutes)"
+    cargo install cargo-fuzz --locked --quiet ||
+      stop "cargo-fuzz did not install" "cargo install cargo-fuzz --locked"
+  fi
+else
+  echo "prepare: no nightly toolchain: the fuzz step will be skipped (rustup toolchain install nightly)"
 fi
 
 # npm packages, the Python SDK venv and Debian's chromium for compat-tests.

@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+// jemalloc's options, read before `main` (the `malloc_conf` string of jemalloc's manual; the
+// `_RJEM_MALLOC_CONF` environment variable overrides them). Freed pages are kept "dirty" for
+// `dirty_decay_ms` (10 s) and then returned to the kernel, but jemalloc only counts that time
+// while the program allocates: a server that went idle after a flood would keep them for good.
+// A background thread returns them on time instead (RELIABILITY.md, "Floods").
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: &[u8; 23] = b"background_thread:true\0";
+
 /// Pending connections the kernel may queue before `accept` (connection bursts).
 const LISTEN_BACKLOG: u32 = 4096;
 

@@ -93,7 +93,19 @@ async fn nodes_follow_a_sentinel_failover() {
     let (pp, rp, sp) = (free_port(), free_port(), free_port());
     let dir = std::env::temp_dir().join(format!("rf-sentinel-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    // `--dir`: a replica writes the RDB of its first sync to its working directory (dump.rdb in
+    // the repository, before), `--save ""` or not.
+    let dir_arg = dir.to_str().unwrap();
+    let common = [
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir_arg,
+    ];
     let mut primary = redis(&[&["--port", &pp.to_string()][..], &common].concat());
     let _replica = redis(
         &[

@@ -8,6 +8,7 @@ mod client_events;
 mod common;
 mod connections;
 mod fanout;
+mod flood;
 mod publish;
 mod soak;
 mod stats;
@@ -51,6 +52,10 @@ enum Scenario {
     /// Fan-out, churn, client events and presence joins/leaves at once, every message
     /// counted, server RSS sampled: the soak (RELIABILITY.md).
     Soak(soak::SoakArgs),
+    /// One kind of flood (a connect burst, subscribe, client events, never-reading clients)
+    /// for loadgen/floods.sh: reports how the server answered, while a `fanout` in another
+    /// process measures what normal clients see.
+    Flood(flood::FloodArgs),
 }
 
 fn main() {
@@ -80,6 +85,7 @@ fn main() {
                 Scenario::SlowConsumer(a) => fanout::slow_consumer(c, a).await,
                 Scenario::Churn(a) => fanout::churn(c, a).await,
                 Scenario::Soak(a) => soak::soak(c, a).await,
+                Scenario::Flood(a) => flood::flood(c, a).await,
             }
         };
         match tokio::time::timeout(cap, fut).await {

@@ -14,6 +14,7 @@ use super::presence::Presence;
 use super::recovery::{self, Stream};
 use super::registry::AppHub;
 use super::replay::Replaying;
+use super::sparse::shrink_if_sparse;
 use super::Hub;
 use crate::apps::App;
 use crate::protocol::{self, channel::SERVER_TO_USER_PREFIX, ChannelInfo, ChannelKind, MemberData};
@@ -127,6 +128,13 @@ pub(super) fn entry<'a>(
     (name, shard.get_mut(channel).expect("just inserted"))
 }
 
+/// Remove a channel that no longer holds anything (see [`ChannelState::is_empty`]), and give
+/// the shard's memory back when it is mostly empty (after a flood of channels).
+pub(super) fn forget(shard: &mut HashMap<Arc<str>, ChannelState>, channel: &str) {
+    shard.remove(channel);
+    shrink_if_sparse(shard);
+}
+
 /// The channel's state and its shared name, if the channel exists.
 pub(super) fn existing<'a>(
     shard: &'a mut HashMap<Arc<str>, ChannelState>,
@@ -223,7 +231,7 @@ impl AppHub {
                         }
                         Err(()) => {
                             if state.is_empty() {
-                                shard.remove(channel);
+                                forget(&mut shard, channel);
                             }
                             return Err(SubscribeError::PresenceFull(app.max_presence_members));
                         }
@@ -342,6 +350,7 @@ impl AppHub {
                 return;
             }
             state.stop_replaying(conn.socket_id);
+            shrink_if_sparse(&mut state.subscribers);
             if let (Some(stream), Some(_)) = (state.recovery.as_mut(), conn.lineage()) {
                 stream.keep(Duration::from_secs(app.recovery_window));
             }
@@ -377,7 +386,7 @@ impl AppHub {
             }
             self.subscription_count_changed(&app, &name, state);
             if state.is_empty() {
-                shard.remove(channel);
+                forget(&mut shard, channel);
             }
         }
         if let (true, Some(user_id)) = (last_here, user_id) {
@@ -508,7 +517,9 @@ impl Hub {
             {
                 Some(i) => {
                     recovery::untrack(&mut state.lineage, channel);
-                    state.subscriptions.swap_remove(i)
+                    let sub = state.subscriptions.swap_remove(i);
+                    shrink_if_sparse(&mut state.subscriptions);
+                    sub
                 }
                 None => return,
             }

@@ -10,6 +10,7 @@
 use super::events::HubEvent;
 use super::recovery::LineageCursors;
 use super::registry::AppHub;
+use super::sparse::shrink_if_sparse;
 use crate::apps::App;
 use crate::protocol::ErrorCode;
 use axum::extract::ws::Utf8Bytes;
@@ -254,7 +255,11 @@ impl Connection {
             return Err(None);
         }
         match ob.queue.pop_front() {
-            Some(frame) => Ok(frame),
+            Some(frame) => {
+                // A burst (a thousand subscriptions confirmed at once) leaves no big queue.
+                shrink_if_sparse(&mut ob.queue);
+                Ok(frame)
+            }
             None => Err(ob.close.clone()),
         }
     }

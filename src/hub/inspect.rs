@@ -1,5 +1,7 @@
-//! Read-only views of the hub for the debug console's inspectors: the occupied channels of an
-//! app with their subscribers, and the live connections with what each is subscribed to.
+//! Read-only views of the hub: for the debug console's inspectors, the occupied channels of an
+//! app with their subscribers and the live connections with what each is subscribed to; for
+//! the metrics, each app's gauges, read at scrape time (exact whatever the event observers
+//! missed).
 //!
 //! Each view copies what it needs under the same locks the hub takes (one shard or one
 //! connection map at a time, in the documented order) and releases them at once; nothing here
@@ -53,7 +55,44 @@ impl ConnectionView {
     }
 }
 
+/// One app's figures on this node, as the metrics gauges report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Gauges {
+    /// Open WebSocket connections.
+    pub connections: usize,
+    /// Subscriptions (a connection in a channel).
+    pub subscriptions: usize,
+    /// Channels with a subscriber.
+    pub channels: usize,
+    /// Presence members with a connection here, summed over channels.
+    pub presence_members: usize,
+}
+
 impl Hub {
+    /// Every app's [`Gauges`], in configuration order. Walks every channel, one shard at a
+    /// time under its read lock (a scrape every few seconds, not a hot path).
+    pub(crate) fn gauges(&self) -> Vec<(Arc<str>, Gauges)> {
+        self.app_hubs()
+            .iter()
+            .map(|ah| {
+                let mut g = Gauges {
+                    connections: ah.connections.lock().len(),
+                    ..Gauges::default()
+                };
+                for shard in ah.shards.iter() {
+                    for state in shard.read().values() {
+                        if !state.subscribers.is_empty() {
+                            g.channels += 1;
+                            g.subscriptions += state.subscribers.len();
+                        }
+                        g.presence_members += state.presence.as_ref().map_or(0, |p| p.local_len());
+                    }
+                }
+                (ah.id.clone(), g)
+            })
+            .collect()
+    }
+
     /// The ids of the apps, in configuration order.
     pub(crate) fn app_ids(&self) -> Vec<Arc<str>> {
         self.app_hubs().iter().map(|ah| ah.id.clone()).collect()

@@ -23,6 +23,7 @@
 //! - `stats.rs`: channel figures for the HTTP API, merged across the cluster;
 //! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
 //! - `replay.rs`: recovery whose missed events live in the cluster (pending subscribers);
+//! - `sparse.rs`: collections emptied after a flood give their memory back;
 //! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
 //!   two ports out of the hub.
 //!
@@ -53,6 +54,8 @@ mod recovery;
 mod registry;
 mod remote;
 mod replay;
+mod sparse;
+pub(crate) use sparse::shrink_if_sparse;
 mod stats;
 mod tick;
 mod users;

@@ -164,6 +164,11 @@ impl Presence {
         self.members.len()
     }
 
+    /// Members with at least one connection on this node.
+    pub(super) fn local_len(&self) -> usize {
+        self.members.values().filter(|m| m.sockets > 0).count()
+    }
+
     pub(super) fn user_ids(&self) -> Vec<String> {
         self.members.keys().map(|k| k.to_string()).collect()
     }

@@ -22,7 +22,7 @@
 //!   still registered (the server has not noticed the drop yet) takes the cursors over and the
 //!   old connection is closed.
 
-use super::channels::ChannelState;
+use super::channels::{forget, ChannelState};
 use super::cluster::{Checkpoint, StreamPosition};
 use super::connection::{CloseRequest, Connection, SocketId};
 use super::registry::AppHub;
@@ -593,7 +593,7 @@ impl AppHub {
                     }
                 }
                 if state.is_empty() {
-                    shard.remove(&*channel);
+                    forget(&mut shard, &channel);
                 }
             }
             drop(shard);

@@ -10,6 +10,7 @@ use super::channels::Shard;
 use super::connection::{CloseRequest, Connection, SocketId};
 use super::events::HubEvent;
 use super::recovery::Lineages;
+use super::sparse::shrink_if_sparse;
 use super::{Hub, Node};
 use crate::apps::{App, Apps};
 use crate::protocol::ErrorCode;
@@ -96,8 +97,12 @@ impl AppHub {
 
     /// Forget a connection: leave every channel, sign it out, drop it from the counts.
     pub(super) fn disconnect(&self, conn: &Arc<Connection>) {
-        if self.connections.lock().remove(&conn.socket_id).is_none() {
-            return;
+        {
+            let mut connections = self.connections.lock();
+            if connections.remove(&conn.socket_id).is_none() {
+                return;
+            }
+            shrink_if_sparse(&mut *connections);
         }
         let state = std::mem::take(&mut *conn.state.lock());
         for sub in &state.subscriptions {

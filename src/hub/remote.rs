@@ -6,9 +6,10 @@
 //! becomes present anywhere, `member_removed` when its last connection anywhere goes (each node
 //! tells only its own clients, so every client hears it once).
 
-use super::channels::{entry, existing, ChannelState};
+use super::channels::{entry, existing, forget, ChannelState};
 use super::events::{HubEvent, MemberChange};
 use super::registry::AppHub;
+use super::sparse::shrink_if_sparse;
 use super::Hub;
 use crate::protocol::{self, ChannelInfo, ChannelKind};
 use serde_json::value::RawValue;
@@ -46,7 +47,7 @@ impl AppHub {
         };
         self.remote_leave_locked(&name, state, node, user_id);
         if state.is_empty() {
-            shard.remove(channel);
+            forget(&mut shard, channel);
         }
     }
 
@@ -105,6 +106,7 @@ impl AppHub {
             let gone = nodes.is_empty();
             if gone {
                 remote.remove(user_id);
+                shrink_if_sparse(&mut *remote);
             }
             gone && !users.contains_key(user_id)
         };
@@ -139,6 +141,7 @@ impl AppHub {
                 }
                 !state.is_empty()
             });
+            shrink_if_sparse(&mut *shard);
         }
         for (channel, user_id, info) in members {
             self.remote_member_added(channel, node, user_id, info);

@@ -4,6 +4,7 @@
 
 use super::channels::SUBSCRIPTION_COUNT_INTERVAL;
 use super::connection::{self, CloseRequest, Heartbeat};
+use super::sparse::shrink_if_sparse;
 use super::Hub;
 use crate::protocol::ErrorCode;
 use std::sync::atomic::Ordering;
@@ -38,6 +39,8 @@ impl Hub {
                     }
                     !state.is_empty()
                 });
+                // Cache channels expire in bulk after a flood of them.
+                shrink_if_sparse(&mut *shard);
             }
         }
     }

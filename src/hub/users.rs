@@ -8,6 +8,7 @@
 use super::cluster::ClusterEvent;
 use super::connection::{CloseRequest, Connection};
 use super::registry::AppHub;
+use super::sparse::shrink_if_sparse;
 use super::Hub;
 use crate::protocol::{self, ErrorCode};
 use std::sync::Arc;
@@ -84,6 +85,7 @@ impl AppHub {
                     let last = conns.is_empty();
                     if last {
                         users.remove(user);
+                        shrink_if_sparse(&mut *users);
                     }
                     last
                 }
@@ -97,6 +99,7 @@ impl AppHub {
                     list.retain(|c| c.socket_id != conn.socket_id);
                     if list.is_empty() {
                         watchers.remove(w);
+                        shrink_if_sparse(&mut *watchers);
                     }
                 }
             }

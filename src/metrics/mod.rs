@@ -4,10 +4,13 @@
 //!
 //! Where the figures come from:
 //! - the hub's lifecycle events (`observer.rs`, one registered observer of `Hub::observe`):
-//!   connections, subscriptions, channels, presence members, messages and bytes, subscription
-//!   refusals, slow-consumer closes. The observer runs in its own task; the hub hands it events
-//!   without waiting, so metrics never slow a publish (what it misses when its queue is full is
-//!   counted in `rf_broadcast_metrics_events_dropped_total`);
+//!   connections opened and closed, messages and bytes, subscription refusals, slow-consumer
+//!   closes. The observer runs in its own task; the hub hands it events without waiting, so
+//!   metrics never slow a publish (what it misses when its queue is full is counted in
+//!   `rf_broadcast_metrics_events_dropped_total`);
+//! - at scrape time, from the hub itself ([`Metrics::follow`]): the gauges (connections,
+//!   subscriptions, occupied channels, presence members), so they stay exact even when a flood
+//!   made the observer miss events;
 //! - the HTTP API's middleware (`api/observe.rs`): requests by endpoint and status, latency;
 //! - the edges that refuse before the hub sees anything (the listener's caps, the upgrade's
 //!   connection rate, handshake refusals such as an unknown key or origin, the API rate):
@@ -24,13 +27,14 @@ mod observer;
 pub use listener::serve_metrics;
 pub use observer::observe;
 
+use crate::hub::Hub;
 use parking_lot::Mutex;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Prefix of every series this server defines.
 pub const PREFIX: &str = "rf_broadcast";
@@ -72,6 +76,8 @@ pub struct Metrics {
     pub(crate) events_dropped: IntCounter,
     reasons: Mutex<HashSet<String>>,
     adapter: Mutex<Option<(&'static str, AdapterProbe)>>,
+    /// The hub the gauges are read from at each scrape (weak: metrics do not keep it alive).
+    hub: Mutex<Option<Weak<Hub>>>,
 }
 
 fn name(short: &str) -> String {
@@ -197,6 +203,7 @@ impl Metrics {
             registry,
             reasons: Mutex::new(HashSet::new()),
             adapter: Mutex::new(None),
+            hub: Mutex::new(None),
         })
     }
 
@@ -234,6 +241,30 @@ impl Metrics {
         *self.adapter.lock() = Some((name, Box::new(connected)));
     }
 
+    /// Read the gauges (connections, subscriptions, occupied channels, presence members) from
+    /// `hub` at each scrape.
+    pub fn follow(&self, hub: &Arc<Hub>) {
+        *self.hub.lock() = Some(Arc::downgrade(hub));
+    }
+
+    /// Set the gauges from the hub followed, if any and still alive.
+    fn read_gauges(&self) {
+        let Some(hub) = self.hub.lock().as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        for (app, g) in hub.gauges() {
+            let set = |gauge: &IntGaugeVec, n: usize| {
+                gauge
+                    .with_label_values(&[&*app])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            };
+            set(&self.connections, g.connections);
+            set(&self.subscriptions, g.subscriptions);
+            set(&self.channels, g.channels);
+            set(&self.presence_members, g.presence_members);
+        }
+    }
+
     /// Count a refusal of `app_id` ([`UNKNOWN_APP`] before the app is known) for `reason` (a
     /// short, fixed text such as `origin` or `max_connections_per_ip`, or the hub's
     /// subscription refusal). Past [`MAX_REASONS`] distinct reasons, new ones count as `other`,
@@ -256,6 +287,7 @@ impl Metrics {
 
     /// The text exposition of every series, as of now.
     pub fn render(&self) -> String {
+        self.read_gauges();
         {
             let adapter = self.adapter.lock();
             let (name, up) = match &*adapter {

@@ -1,10 +1,10 @@
 //! The metrics observer: one task that reads the hub's lifecycle events and turns them into
-//! counters and gauges. It keeps one number per occupied channel (this node's subscribers, from
-//! `Subscribed`/`Unsubscribed`), which is how it knows how many connections a client event or a
-//! member change reached without asking the hub.
+//! counters (the gauges are read from the hub at scrape time, `Metrics::follow`). It keeps one
+//! number per occupied channel (this node's subscribers, from `Subscribed`/`Unsubscribed`),
+//! which is how it knows how many connections a member change reached without asking the hub.
 
 use super::Metrics;
-use crate::hub::{Hub, HubEvent, MemberChange, ObserverHandle};
+use crate::hub::{shrink_if_sparse, Hub, HubEvent, MemberChange, ObserverHandle};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,8 +12,10 @@ use std::sync::Arc;
 /// Events the observer's queue holds before the hub drops (and counts) them.
 pub const QUEUE: usize = 65_536;
 
-/// Register the metrics observer with `hub` and run it until the hub is gone.
-pub fn observe(hub: &Hub, metrics: Arc<Metrics>) {
+/// Register the metrics observer with `hub` and run it until the hub is gone; the gauges
+/// follow the hub.
+pub fn observe(hub: &Arc<Hub>, metrics: Arc<Metrics>) {
+    metrics.follow(hub);
     let handle = hub.observe(QUEUE);
     tokio::spawn(run(handle, metrics));
 }
@@ -66,13 +68,11 @@ impl Tally {
         let m = &self.m;
         match event {
             HubEvent::ConnectionOpened { app_id, .. } => {
-                m.connections.with_label_values(&[app_id]).inc();
                 m.connections_opened.with_label_values(&[app_id]).inc();
                 // pusher:connection_established
                 self.sent(app_id, "internal", 1);
             }
             HubEvent::ConnectionClosed { app_id, code, .. } => {
-                m.connections.with_label_values(&[app_id]).dec();
                 let code = code.map_or_else(|| "none".to_string(), |c| c.to_string());
                 m.connections_closed
                     .with_label_values(&[app_id.as_ref(), code.as_str()])
@@ -81,7 +81,6 @@ impl Tally {
             HubEvent::Subscribed {
                 app_id, channel, ..
             } => {
-                m.subscriptions.with_label_values(&[app_id]).inc();
                 *self
                     .subscribers
                     .entry((app_id.clone(), channel.clone()))
@@ -92,23 +91,17 @@ impl Tally {
             HubEvent::Unsubscribed {
                 app_id, channel, ..
             } => {
-                m.subscriptions.with_label_values(&[app_id]).dec();
                 let key = (app_id.clone(), channel.clone());
                 if let Some(n) = self.subscribers.get_mut(&key) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
                         self.subscribers.remove(&key);
+                        shrink_if_sparse(&mut self.subscribers);
                     }
                 }
             }
-            HubEvent::ChannelOccupied { app_id, .. } => {
-                m.channels.with_label_values(&[app_id]).inc();
-            }
-            HubEvent::ChannelVacated { app_id, .. } => {
-                m.channels.with_label_values(&[app_id]).dec();
-            }
-            HubEvent::MemberAdded(change) => self.member(change, 1),
-            HubEvent::MemberRemoved(change) => self.member(change, -1),
+            HubEvent::ChannelOccupied { .. } | HubEvent::ChannelVacated { .. } => {}
+            HubEvent::MemberAdded(change) | HubEvent::MemberRemoved(change) => self.member(change),
             HubEvent::ClientEvent {
                 app_id,
                 data,
@@ -159,14 +152,11 @@ impl Tally {
         }
     }
 
-    /// A member change: the gauge counts members with a connection here; `member_added` /
-    /// `member_removed` went to the channel's subscribers here when the change was
-    /// cluster-wide (the joiner is not yet, and the leaver no longer, among them).
-    fn member(&self, change: &MemberChange, delta: i64) {
+    /// A member change: `member_added` / `member_removed` went to the channel's subscribers
+    /// here when the change was cluster-wide (the joiner is not yet, and the leaver no longer,
+    /// among them).
+    fn member(&self, change: &MemberChange) {
         let app = &change.app_id;
-        if change.here {
-            self.m.presence_members.with_label_values(&[app]).add(delta);
-        }
         if change.cluster {
             self.sent(app, "internal", self.subscribers(app, &change.channel));
         }
@@ -260,7 +250,6 @@ mod tests {
         });
 
         let v = |s: &str| value(&m, s);
-        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 1.0);
         assert_eq!(v(r#"rf_broadcast_connections_opened_total{app="a"}"#), 3.0);
         assert_eq!(
             v(r#"rf_broadcast_connections_closed_total{app="a",code="4100"}"#),
@@ -270,9 +259,8 @@ mod tests {
             v(r#"rf_broadcast_connections_closed_total{app="a",code="none"}"#),
             1.0
         );
-        assert_eq!(v(r#"rf_broadcast_subscriptions{app="a"}"#), 3.0);
-        assert_eq!(v(r#"rf_broadcast_channels_occupied{app="a"}"#), 1.0);
-        assert_eq!(v(r#"rf_broadcast_presence_members{app="a"}"#), 1.0);
+        // The gauges are the hub's, not the events' (none followed here).
+        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 0.0);
         // 3 subscribers, the sender excluded.
         assert_eq!(
             v(r#"rf_broadcast_messages_sent_total{app="a",kind="client_event"}"#),
@@ -320,5 +308,48 @@ mod tests {
         }
         assert_eq!(value(&m, r#"rf_broadcast_connections{app="a"}"#), 1.0);
         assert_eq!(value(&m, r#"rf_broadcast_subscriptions{app="a"}"#), 1.0);
+    }
+
+    /// The gauges are read from the hub at scrape time: exact even when every event was
+    /// missed (a flood filled the observer's queue; here there is no observer at all).
+    #[test]
+    fn gauges_are_the_hubs_whatever_the_events_missed() {
+        let hub = Hub::new(
+            crate::apps::Apps::new(vec![crate::apps::App::new("a", "k", "s")]),
+            Default::default(),
+        );
+        let m = Metrics::new();
+        m.follow(&hub);
+        let app = hub.app_by_id("a").unwrap();
+        let c1 = hub.connect(&app).unwrap();
+        let c2 = hub.connect(&app).unwrap();
+        for i in 0..1_000 {
+            hub.subscribe(&c1, &format!("c{i}"), None).unwrap();
+        }
+        let member = crate::protocol::MemberData {
+            user_id: "u1".into(),
+            user_info: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+        };
+        hub.subscribe(&c2, "presence-x", Some(member.clone()))
+            .unwrap();
+        hub.subscribe(&c2, "c0", None).unwrap();
+        let v = |s: &str| value(&m, s);
+        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 2.0);
+        assert_eq!(v(r#"rf_broadcast_subscriptions{app="a"}"#), 1_002.0);
+        assert_eq!(v(r#"rf_broadcast_channels_occupied{app="a"}"#), 1_001.0);
+        assert_eq!(v(r#"rf_broadcast_presence_members{app="a"}"#), 1.0);
+        for i in 0..1_000 {
+            hub.unsubscribe(&c1, &format!("c{i}"));
+        }
+        hub.disconnect(&c2);
+        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 1.0);
+        assert_eq!(v(r#"rf_broadcast_subscriptions{app="a"}"#), 0.0);
+        assert_eq!(v(r#"rf_broadcast_channels_occupied{app="a"}"#), 0.0);
+        assert_eq!(v(r#"rf_broadcast_presence_members{app="a"}"#), 0.0);
+        // Metrics do not keep the hub alive.
+        drop(c1);
+        drop(app);
+        drop(hub);
+        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 1.0);
     }
 }
