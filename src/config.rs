@@ -221,6 +221,10 @@ pub struct Cli {
     /// Events queued per receiver; beyond it new events are dropped (counted, logged).
     #[arg(long, env = "RF_WEBHOOK_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub webhook_queue: u64,
+    /// With `--adapter redis`: webhook events the cluster's Redis stream holds pending at most;
+    /// beyond it new ones are dropped (counted, logged).
+    #[arg(long, env = "RF_WEBHOOK_CLUSTER_MAX_PENDING", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub webhook_cluster_max_pending: u64,
     /// Requests in flight per receiver.
     #[arg(long, env = "RF_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub webhook_max_in_flight: u64,
@@ -715,6 +719,7 @@ impl Cli {
             timeout: self.webhook_timeout.max(Duration::from_millis(100)),
             queue: self.webhook_queue as usize,
             max_in_flight: self.webhook_max_in_flight as usize,
+            cluster_max_pending: self.webhook_cluster_max_pending as usize,
             flush_timeout: self.webhook_flush_timeout,
             ..WebhookSettings::default()
         }

@@ -1055,3 +1055,55 @@ async fn delivery_figures_are_prometheus_series() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_full_cluster_stream_drops_new_events_and_counts_them() {
+    let _shared = LATENCY.read().await;
+    let prefix = format!("rf-wh-{:016x}", rand::random::<u64>());
+    let (rx, url) = Receiver::start().await;
+    // The receiver fails: what is appended stays pending in the cluster's stream.
+    rx.plan.lock().statuses = std::iter::repeat_n(503, 10_000).collect();
+    let metrics_port = free_port();
+    let metrics = metrics_port.to_string();
+    let (_node, port) = node_with(
+        &prefix,
+        &url,
+        &[
+            "--webhook-cluster-max-pending",
+            "3",
+            "--metrics-port",
+            &metrics,
+        ],
+    );
+    wait_up(port).await;
+    let mut c = client_of(port).await;
+    for i in 0..8 {
+        c.subscribe(&format!("full-{i}")).await;
+    }
+    let mut redis = redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let want = r#"rf_broadcast_webhook_dropped_total{app="",reason="cluster_full"} 5"#;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {want} in\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let len: usize = redis::cmd("XLEN")
+        .arg(format!("{prefix}#wh#stream"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 3, "the stream holds at most its limit");
+}

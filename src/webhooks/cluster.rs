@@ -41,8 +41,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Stream entries kept at most (approximate trim); far above any healthy backlog.
-const STREAM_MAXLEN: usize = 100_000;
 /// Entries read (or claimed) per call.
 const READ_COUNT: usize = 100;
 /// How long one blocking read waits for new entries.
@@ -53,7 +51,11 @@ const UP: &str = r#"
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[2], KEYS[1], ARGV[4])
   if redis.call('SCARD', KEYS[1]) == 1 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'a', ARGV[2], 'e', ARGV[3])
+    if redis.call('XLEN', KEYS[3]) < tonumber(ARGV[5]) then
+      redis.call('XADD', KEYS[3], '*', 'a', ARGV[2], 'e', ARGV[3])
+    else
+      redis.call('INCR', KEYS[4])
+    end
     return 1
   end
 end
@@ -64,7 +66,11 @@ const DOWN: &str = r#"
 if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('HDEL', KEYS[2], KEYS[1])
   if redis.call('SCARD', KEYS[1]) == 0 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'a', ARGV[2], 'e', ARGV[3])
+    if redis.call('XLEN', KEYS[3]) < tonumber(ARGV[4]) then
+      redis.call('XADD', KEYS[3], '*', 'a', ARGV[2], 'e', ARGV[3])
+    else
+      redis.call('INCR', KEYS[4])
+    end
     return 1
   end
 end
@@ -83,7 +89,11 @@ else
 end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'a', ARGV[3], 'e', ARGV[4] .. total .. '}')
+if redis.call('XLEN', KEYS[3]) < tonumber(ARGV[5]) then
+  redis.call('XADD', KEYS[3], '*', 'a', ARGV[3], 'e', ARGV[4] .. total .. '}')
+else
+  redis.call('INCR', KEYS[4])
+end
 return total
 "#;
 
@@ -110,7 +120,11 @@ for _, node in ipairs(dead) do
       redis.call('HDEL', all[i], node)
     elseif redis.call('SREM', all[i], node) == 1 and redis.call('SCARD', all[i]) == 0 then
       local d = cjson.decode(all[i + 1])
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'a', d.a, 'e', d.e)
+      if redis.call('XLEN', KEYS[2]) < tonumber(ARGV[2]) then
+        redis.call('XADD', KEYS[2], '*', 'a', d.a, 'e', d.e)
+      else
+        redis.call('INCR', KEYS[3])
+      end
       n = n + 1
     end
   end
@@ -118,6 +132,17 @@ for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
 end
 return n
+"#;
+
+/// An event that needs no decision (client event, cache miss), appended unless the stream is
+/// full (then counted).
+const DIRECT: &str = r#"
+if redis.call('XLEN', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('XADD', KEYS[1], '*', 'a', ARGV[2], 'e', ARGV[3])
+  return 1
+end
+redis.call('INCR', KEYS[2])
+return 0
 "#;
 
 /// Take or keep the delivery lease; 1 when this node holds it.
@@ -146,6 +171,12 @@ struct Names {
     node: String,
     alive: String,
     stream: String,
+    /// Pending events the stream holds at most (`--webhook-cluster-max-pending`; delivered
+    /// ones are deleted). Past it a new event is not appended but counted in `overflow`, which
+    /// heartbeats turn into the drop counter and a warning.
+    max_pending: usize,
+    /// Events not appended because the stream was full (read and reset by heartbeats).
+    overflow: String,
     lease: String,
     node_hash_prefix: String,
     set_prefix: String,
@@ -153,11 +184,13 @@ struct Names {
 }
 
 impl Names {
-    fn new(prefix: &str, node: &str) -> Self {
+    fn new(prefix: &str, node: &str, max_pending: usize) -> Self {
         Names {
+            max_pending,
             node: node.to_string(),
             alive: format!("{prefix}#wh#alive"),
             stream: format!("{prefix}#wh#stream"),
+            overflow: format!("{prefix}#wh#overflow"),
             lease: format!("{prefix}#wh#lease"),
             node_hash_prefix: format!("{prefix}#wh#node#"),
             set_prefix: format!("{prefix}#wh#set#"),
@@ -266,7 +299,11 @@ impl Cluster {
         let conn = connect(&client).await?;
         let reader = connect(&client).await?;
         let node = format!("{:016x}", rand::random::<u64>());
-        let names = Arc::new(Names::new(&redis.prefix, &node));
+        let names = Arc::new(Names::new(
+            &redis.prefix,
+            &node,
+            settings.cluster_max_pending.max(1),
+        ));
         create_group(&mut conn.clone(), &names)
             .await
             .map_err(|e| format!("webhooks: cannot create the Redis stream group: {e}"))?;
@@ -295,6 +332,7 @@ impl Cluster {
             redis.heartbeat,
             redis.node_expiry,
             replay_tx,
+            cluster.dropped.clone(),
             stop_rx.clone(),
         ));
         tokio::spawn(deliverer(
@@ -360,6 +398,7 @@ async fn worker(
         up: Script::new(UP),
         down: Script::new(DOWN),
         count: Script::new(COUNT),
+        direct: Script::new(DIRECT),
     };
     let node_hash = names.node_hash();
     // What this node holds, to report again if it was reaped.
@@ -402,6 +441,7 @@ struct Scripts {
     up: Script,
     down: Script,
     count: Script,
+    direct: Script,
 }
 
 async fn run_step(
@@ -423,11 +463,12 @@ async fn run_step(
                     .key(names.set_key(key))
                     .key(node_hash)
                     .key(&names.stream)
+                    .key(&names.overflow)
                     .arg(&names.node)
                     .arg(&*ev.app_id)
                     .arg(&*ev.json)
                     .arg(entry)
-                    .arg(STREAM_MAXLEN)
+                    .arg(names.max_pending)
                     .invoke_async(conn)
                     .await
             }
@@ -438,10 +479,11 @@ async fn run_step(
                     .key(names.set_key(key))
                     .key(node_hash)
                     .key(&names.stream)
+                    .key(&names.overflow)
                     .arg(&names.node)
                     .arg(&*ev.app_id)
                     .arg(&*ev.json)
-                    .arg(STREAM_MAXLEN)
+                    .arg(names.max_pending)
                     .invoke_async(conn)
                     .await
             }
@@ -458,27 +500,26 @@ async fn run_step(
                     .key(names.count_key(app_id, channel))
                     .key(node_hash)
                     .key(&names.stream)
+                    .key(&names.overflow)
                     .arg(&names.node)
                     .arg(*n)
                     .arg(&**app_id)
                     .arg(head)
-                    .arg(STREAM_MAXLEN)
+                    .arg(names.max_pending)
                     .invoke_async(conn)
                     .await
             }
-            Op::Direct(ev) => redis::cmd("XADD")
-                .arg(&names.stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_MAXLEN)
-                .arg("*")
-                .arg("a")
-                .arg(&*ev.app_id)
-                .arg("e")
-                .arg(&*ev.json)
-                .query_async::<String>(conn)
-                .await
-                .map(|_| 1),
+            Op::Direct(ev) => {
+                scripts
+                    .direct
+                    .key(&names.stream)
+                    .key(&names.overflow)
+                    .arg(names.max_pending)
+                    .arg(&*ev.app_id)
+                    .arg(&*ev.json)
+                    .invoke_async(conn)
+                    .await
+            }
         };
         match result {
             Ok(_) => return,
@@ -498,6 +539,7 @@ async fn heartbeat(
     every: Duration,
     expiry: Duration,
     replay: mpsc::UnboundedSender<()>,
+    dropped: Arc<AtomicU64>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let beat = Script::new(BEAT);
@@ -529,8 +571,9 @@ async fn heartbeat(
         let reaped: redis::RedisResult<i64> = reap
             .key(&names.alive)
             .key(&names.stream)
+            .key(&names.overflow)
             .arg(&names.node_hash_prefix)
-            .arg(STREAM_MAXLEN)
+            .arg(names.max_pending)
             .invoke_async(&mut conn)
             .await;
         match reaped {
@@ -539,6 +582,20 @@ async fn heartbeat(
             ),
             Ok(_) => {}
             Err(e) => tracing::debug!("webhooks: reap failed: {e}"),
+        }
+        // Events refused because the stream was full: counted once, by whichever node
+        // takes the count.
+        let overflowed: redis::RedisResult<Option<u64>> = redis::cmd("GETDEL")
+            .arg(&names.overflow)
+            .query_async(&mut conn)
+            .await;
+        if let Ok(Some(n)) = overflowed.map(|n| n.filter(|n| *n > 0)) {
+            let total = dropped.fetch_add(n, Ordering::Relaxed) + n;
+            tracing::warn!(
+                "webhooks: the cluster's webhook stream was full ({} pending); \
+                 {n} webhook events dropped ({total} so far on this node's count)",
+                names.max_pending
+            );
         }
     }
 }

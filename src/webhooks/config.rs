@@ -24,6 +24,9 @@ pub struct WebhookSettings {
     pub queue: usize,
     /// Requests in flight per target.
     pub max_in_flight: usize,
+    /// With the Redis adapter: events the cluster's stream holds pending at most (beyond it
+    /// new ones are dropped and counted).
+    pub cluster_max_pending: usize,
     /// How long shutdown waits for queued webhooks to be delivered.
     pub flush_timeout: Duration,
     /// `subscription_count`: channels above this many subscribers are throttled...
@@ -44,6 +47,7 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(4),
             queue: 10_000,
             max_in_flight: 4,
+            cluster_max_pending: 100_000,
             flush_timeout: Duration::from_secs(10),
             count_throttle_above: 100,
             count_interval: Duration::from_secs(5),

@@ -4,6 +4,7 @@
 //! `…_failures_total{app}` (attempts that failed), `…_dropped_total{app,reason}` (`given_up`
 //! after the retry time, `queue_full`), `…_queue_depth{app}` (events accepted, not finished).
 
+use super::cluster::Cluster;
 use super::Dispatcher;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -69,17 +70,24 @@ impl Series {
 /// Collects the series from the dispatcher's targets at each scrape.
 pub struct WebhookCollector {
     dispatcher: Arc<Dispatcher>,
+    /// In a cluster: what was dropped before reaching (or because of a full) Redis stream,
+    /// counted with an empty `app` (the decision is the cluster's, not one target's).
+    cluster: Option<Arc<Cluster>>,
     descs: Vec<Desc>,
 }
 
 impl WebhookCollector {
-    pub fn new(dispatcher: Arc<Dispatcher>) -> Self {
+    pub fn new(dispatcher: Arc<Dispatcher>, cluster: Option<Arc<Cluster>>) -> Self {
         let descs = Series::new()
             .all()
             .iter()
             .flat_map(|c| c.desc().into_iter().cloned())
             .collect();
-        WebhookCollector { dispatcher, descs }
+        WebhookCollector {
+            dispatcher,
+            cluster,
+            descs,
+        }
     }
 }
 
@@ -106,6 +114,11 @@ impl Collector for WebhookCollector {
             s.depth
                 .with_label_values(&[&app])
                 .add(t.outstanding() as i64);
+        }
+        if let Some(c) = &self.cluster {
+            s.dropped
+                .with_label_values(&["", "cluster_full"])
+                .inc_by(c.dropped());
         }
         s.all().iter().flat_map(|c| c.collect()).collect()
     }

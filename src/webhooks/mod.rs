@@ -242,7 +242,8 @@ impl Webhooks {
 
     /// Add the webhook series (`rf_broadcast_webhook_*`) to a Prometheus registry.
     pub fn register_metrics(&self, registry: &prometheus::Registry) {
-        let collector = metrics::WebhookCollector::new(self.dispatcher.clone());
+        let collector =
+            metrics::WebhookCollector::new(self.dispatcher.clone(), self.cluster.clone());
         if let Err(e) = registry.register(Box::new(collector)) {
             tracing::warn!("webhooks: cannot register metrics: {e}");
         }
