@@ -73,9 +73,9 @@ impl Tally {
             }
             HubEvent::ConnectionClosed { app_id, code, .. } => {
                 m.connections.with_label_values(&[app_id]).dec();
-                let code = code.map_or_else(|| "none".to_string(), |c| c.to_string());
+                let code = code_label(*code);
                 m.connections_closed
-                    .with_label_values(&[app_id.as_ref(), code.as_str()])
+                    .with_label_values(&[app_id.as_ref(), code.as_ref()])
                     .inc();
             }
             HubEvent::Subscribed {
@@ -173,6 +173,18 @@ impl Tally {
     }
 }
 
+/// The `code` label of a close. A client picks its own close code, so only the codes with a
+/// meaning here become labels (WebSocket's 1000-1015 and Pusher's 4000-4399); any other is
+/// `other`, and no code (the socket dropped, or an empty close frame) is `none`: a client
+/// cannot grow the series without bound.
+fn code_label(code: Option<u16>) -> std::borrow::Cow<'static, str> {
+    match code {
+        None => "none".into(),
+        Some(c @ (1000..=1015 | 4000..=4399)) => c.to_string().into(),
+        Some(_) => "other".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,9 +270,15 @@ mod tests {
             code: None,
             why: "client",
         });
+        t.apply(&HubEvent::ConnectionClosed {
+            app_id: a(),
+            socket_id: SocketId(4),
+            code: Some(3999),
+            why: "closed by the client",
+        });
 
         let v = |s: &str| value(&m, s);
-        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 1.0);
+        assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 0.0);
         assert_eq!(v(r#"rf_broadcast_connections_opened_total{app="a"}"#), 3.0);
         assert_eq!(
             v(r#"rf_broadcast_connections_closed_total{app="a",code="4100"}"#),
@@ -268,6 +286,10 @@ mod tests {
         );
         assert_eq!(
             v(r#"rf_broadcast_connections_closed_total{app="a",code="none"}"#),
+            1.0
+        );
+        assert_eq!(
+            v(r#"rf_broadcast_connections_closed_total{app="a",code="other"}"#),
             1.0
         );
         assert_eq!(v(r#"rf_broadcast_subscriptions{app="a"}"#), 3.0);
