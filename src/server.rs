@@ -222,3 +222,28 @@ pub async fn close_all(hub: &Arc<Hub>, grace: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::{App, Apps};
+    use crate::hub::HubSettings;
+
+    /// Two routers mounted on one hub run one ticker: one sweep a second, not two. (Time is
+    /// paused and advances only while every task waits, so the count is exact.)
+    #[tokio::test(start_paused = true)]
+    async fn two_routers_on_one_hub_run_one_ticker() {
+        let hub = Hub::new(Apps::new(vec![App::default()]), HubSettings::default());
+        let _first = router(AppState::new(hub.clone(), ServerOptions::default()));
+        let _second = Router::new().merge(router(AppState::new(
+            hub.clone(),
+            ServerOptions {
+                path_prefix: "/ws".into(),
+                ..ServerOptions::default()
+            },
+        )));
+        // The first sweep runs at once, then one a second: at 0, 1, ..., 5 s.
+        tokio::time::sleep(Duration::from_millis(5_500)).await;
+        assert_eq!(hub.ticks(), 6);
+    }
+}

@@ -67,7 +67,7 @@ use crate::apps::Apps;
 use events::Events;
 use parking_lot::RwLock;
 use registry::AppTable;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, OnceLock};
 
 /// Node-wide settings of the hub.
@@ -97,6 +97,8 @@ pub(crate) struct Node {
     connections_total: AtomicUsize,
     /// Whether the once-a-second ticker runs (it must run exactly once per hub).
     ticker_started: AtomicBool,
+    /// Sweeps the ticker ran: one a second when exactly one ticker runs.
+    ticks: AtomicU64,
 }
 
 impl Node {
@@ -134,6 +136,7 @@ impl Hub {
             events: Events::default(),
             connections_total: AtomicUsize::new(0),
             ticker_started: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
         });
         Arc::new(Hub {
             apps: RwLock::new(AppTable::new(&node, apps)),
