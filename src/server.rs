@@ -3,6 +3,8 @@
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 //! The sockets themselves are accepted and limited in [`crate::listener`].
 
+use crate::adapter::redis::RedisSettings;
+use crate::adapter::redis_counter::RedisCounter;
 pub use crate::api::{AppState, ServerOptions};
 use crate::hub::{CloseRequest, Hub};
 use crate::protocol::ErrorCode;
@@ -47,6 +49,16 @@ pub fn router(state: AppState) -> Router {
         // Nested routes see the path without the prefix, which is what publishers sign.
         Some(prefix) => Router::new().nest(&prefix, router),
         None => router,
+    }
+}
+
+impl AppState {
+    /// Count each app's `api_request_rate` cluster-wide in the Redis of `redis` (its URL and
+    /// prefix), as every node of the cluster must. Fails only on a malformed URL. (Wiring:
+    /// the API counts through the hub's `WindowCounter` port, the adapter implements it.)
+    pub fn with_redis_rate_limits(self, redis: &RedisSettings) -> Result<AppState, String> {
+        let counter = RedisCounter::new(&redis.url, &redis.prefix)?;
+        Ok(self.with_rate_counter(Arc::new(counter)))
     }
 }
 

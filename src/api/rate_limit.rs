@@ -1,6 +1,7 @@
 //! The HTTP API's per-app request rate (`api_request_rate`, requests per second; off unless
 //! set). Windows are whole seconds of the Unix clock. Every node counts its own requests; with
-//! a cluster counter (the Redis adapter's, `adapter/redis_counter.rs`) the count is the whole
+//! a cluster counter (the hub's `WindowCounter` port; the Redis one is
+//! `adapter/redis_counter.rs`) the count is the whole
 //! cluster's, so the limit holds however requests are spread over nodes.
 //!
 //! Cost per request of a limited app: one lock and hash lookup on this node; with the cluster
@@ -11,22 +12,11 @@
 
 use super::ApiError;
 use crate::apps::App;
+use crate::hub::WindowCounter;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// A future a counter hands back.
-pub type CountFuture<'a> = Pin<Box<dyn Future<Output = Option<u64>> + Send + 'a>>;
-
-/// A cluster-wide count of hits per app and second.
-pub trait WindowCounter: Send + Sync + 'static {
-    /// Count one request of `app_id` in the window `second` and answer the count so far,
-    /// or `None` when the count cannot be had now (the caller falls back to its own).
-    fn hit<'a>(&'a self, app_id: &'a str, second: u64) -> CountFuture<'a>;
-}
 
 /// This node's count: per app, the current window and the hits in it.
 #[derive(Default)]
@@ -103,6 +93,7 @@ impl ApiRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::CountFuture;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn limited(rate: u32) -> App {

@@ -22,8 +22,9 @@
 //! - `tick.rs`: the once-a-second sweep (heartbeats, throttled counts, cache expiry);
 //! - `stats.rs`: channel figures for the HTTP API, merged across the cluster;
 //! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
-//! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
-//!   two ports out of the hub.
+//! - `connection.rs`: one connection's queue and state; `cluster.rs`, `events.rs` and
+//!   `window_counter.rs`: the ports out of the hub (other nodes, observers, a cluster-wide
+//!   count).
 //!
 //! # Lock order
 //!
@@ -54,6 +55,7 @@ mod remote;
 mod stats;
 mod tick;
 mod users;
+mod window_counter;
 
 pub use channels::SubscribeError;
 pub use cluster::{Adapter, ClusterEvent, LocalAdapter, Remote};
@@ -62,6 +64,7 @@ pub use events::{HubEvent, MemberChange, ObserverHandle};
 pub use recovery::valid_lineage;
 pub use registry::AppsReload;
 pub use users::SignInError;
+pub use window_counter::{CountFuture, WindowCounter};
 
 use crate::apps::Apps;
 use events::Events;
