@@ -348,7 +348,9 @@ const LAYERS: &[&[&str]] = &[
     &["metrics"],
     &["appstore", "listener"],
     &["adapter", "ws", "api"],
-    &["webhooks", "console", "dev"],
+    &["webhooks", "dev"],
+    // An observer of the hub and of the webhook sender.
+    &["console"],
     &["server"],
     &["broadcaster"],
     &["authorize"],

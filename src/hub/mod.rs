@@ -70,7 +70,7 @@ use crate::apps::Apps;
 use events::Events;
 use parking_lot::RwLock;
 use registry::AppTable;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Node-wide settings of the hub.
@@ -102,6 +102,8 @@ pub(crate) struct Node {
     ticker_started: AtomicBool,
     /// Sweeps the ticker ran: one a second when exactly one ticker runs.
     ticks: AtomicU64,
+    /// HTTP API requests this node answered (any endpoint, any status), for the console.
+    api_requests: AtomicU64,
 }
 
 impl Node {
@@ -140,6 +142,7 @@ impl Hub {
             connections_total: AtomicUsize::new(0),
             ticker_started: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
+            api_requests: AtomicU64::new(0),
         });
         Arc::new(Hub {
             apps: RwLock::new(AppTable::new(&node, apps)),
@@ -164,5 +167,15 @@ impl Hub {
 
     pub fn settings(&self) -> &HubSettings {
         &self.node.settings
+    }
+
+    /// Count one HTTP API request (the API's middleware calls it for every request).
+    pub(crate) fn count_api_request(&self) {
+        self.node.api_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// HTTP API requests this node answered since it started.
+    pub(crate) fn api_requests(&self) -> u64 {
+        self.node.api_requests.load(Ordering::Relaxed)
     }
 }
