@@ -169,11 +169,15 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
     let listener = listen(&config)?;
     let addr = listener.local_addr()?;
     let hub = Hub::new(Apps::new(config.apps.clone()), config.hub.clone());
-    if let Some(console) = config.console.clone() {
-        let listener = rf_broadcast::cli::bind_console(&console).await?;
-        tracing::info!("debug console on http://{}", listener.local_addr()?);
-        rf_broadcast::cli::serve_console(listener, hub.clone(), console);
-    }
+    // The console's address is taken now (a taken one stops the start); it is served once
+    // the webhook sender runs, whose attempts it shows.
+    let console = match config.console.clone() {
+        Some(settings) => {
+            let listener = rf_broadcast::cli::bind_console(&settings).await?;
+            Some((listener, settings))
+        }
+        None => None,
+    };
     let mut adapter = None;
     if let Some(redis) = &config.redis {
         adapter = Some(
@@ -193,6 +197,11 @@ async fn run(config: Config, tls: Option<Arc<Tls>>) -> Result<(), Failure> {
         rf_broadcast::cli::Webhooks::start(&hub, config.webhooks.clone(), config.redis.as_ref())
             .await
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    if let Some((listener, settings)) = console {
+        tracing::info!("debug console on http://{}", listener.local_addr()?);
+        let attempts = webhooks.as_ref().map(|w| w.watch_attempts());
+        rf_broadcast::cli::serve_console(listener, hub.clone(), settings, attempts);
+    }
     let (scheme, secure) = if tls.is_some() {
         ("https", true)
     } else {

@@ -3,6 +3,8 @@
 //! WebSocket closed with 4200 so clients reconnect at once, to another node if there is one).
 //! The sockets themselves are accepted and limited in [`crate::listener`].
 
+use crate::adapter::redis::RedisSettings;
+use crate::adapter::redis_counter::RedisCounter;
 use crate::api::rate_limit::OverRate;
 pub use crate::api::{AppState, ServerOptions};
 use crate::hub::{CloseRequest, Hub};
@@ -48,6 +50,16 @@ pub fn router(state: AppState) -> Router {
         // Nested routes see the path without the prefix, which is what publishers sign.
         Some(prefix) => Router::new().nest(&prefix, router),
         None => router,
+    }
+}
+
+impl AppState {
+    /// Count each app's `api_request_rate` and `connection_rate_per_ip` cluster-wide in the
+    /// Redis of `redis` (its URL and prefix), as every node of the cluster must. Fails only on a malformed URL. (Wiring:
+    /// the API counts through the hub's `WindowCounter` port, the adapter implements it.)
+    pub fn with_redis_rate_limits(self, redis: &RedisSettings) -> Result<AppState, String> {
+        let counter = RedisCounter::new(&redis.url, &redis.prefix)?;
+        Ok(self.with_rate_counter(Arc::new(counter)))
     }
 }
 
@@ -227,5 +239,30 @@ pub async fn close_all(hub: &Arc<Hub>, grace: Duration) {
         if hub.connection_count() == 0 || tokio::time::Instant::now() >= deadline {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::{App, Apps};
+    use crate::hub::HubSettings;
+
+    /// Two routers mounted on one hub run one ticker: one sweep a second, not two. (Time is
+    /// paused and advances only while every task waits, so the count is exact.)
+    #[tokio::test(start_paused = true)]
+    async fn two_routers_on_one_hub_run_one_ticker() {
+        let hub = Hub::new(Apps::new(vec![App::default()]), HubSettings::default());
+        let _first = router(AppState::new(hub.clone(), ServerOptions::default()));
+        let _second = Router::new().merge(router(AppState::new(
+            hub.clone(),
+            ServerOptions {
+                path_prefix: "/ws".into(),
+                ..ServerOptions::default()
+            },
+        )));
+        // The first sweep runs at once, then one a second: at 0, 1, ..., 5 s.
+        tokio::time::sleep(Duration::from_millis(5_500)).await;
+        assert_eq!(hub.ticks(), 6);
     }
 }

@@ -1,5 +1,6 @@
 //! Connection life: handshake, errors with their close codes, ping/pong, the activity timeout,
-//! the frame size limit, bad input, and shutdown with 4200.
+//! the frame size limit, bad input, and shutdown with 4200; the close code observers of the
+//! hub see for closes the server's socket task makes and for the client's own closes.
 
 mod common;
 
@@ -139,6 +140,74 @@ async fn oversized_frame_closes_with_1009_and_others_are_untouched() {
 }
 
 use futures_util::SinkExt;
+
+/// The `ConnectionClosed` event of `socket_id`, waiting for it.
+async fn closed_event(
+    h: &mut rf_broadcast::ObserverHandle,
+    socket_id: &str,
+) -> (Option<u16>, &'static str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, h.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no ConnectionClosed for {socket_id}"))
+            .unwrap();
+        if let rf_broadcast::HubEvent::ConnectionClosed {
+            socket_id: id,
+            code,
+            why,
+            ..
+        } = event
+        {
+            if id.to_string() == socket_id {
+                return (code, why);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn observers_see_the_close_code_that_ended_the_connection() {
+    let s = TestServer::start().await;
+    let mut h = s.hub.observe(1024);
+
+    // The socket task closes an oversized message with 1009 on its own.
+    let mut c = s.client().await;
+    let _ = c.ws.send(Message::text("x".repeat(1024 * 1024))).await;
+    c.expect_close_code(1009).await;
+    let (code, why) = closed_event(&mut h, &c.socket_id).await;
+    assert_eq!((code, why), (Some(1009), "Frame too large"));
+
+    // A client that closes with its own code: that code.
+    for client_code in [4000u16, 1000] {
+        let mut c = s.client().await;
+        c.ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: client_code.into(),
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+        let (code, why) = closed_event(&mut h, &c.socket_id).await;
+        assert_eq!((code, why), (Some(client_code), "closed by the client"));
+    }
+
+    // A close the hub asks for keeps its code (4009 from terminate_connections).
+    let mut c = s.client().await;
+    c.signin(r#"{"id":"u1"}"#).await;
+    let (status, _) = s
+        .http()
+        .post("/apps/app-id/users/u1/terminate_connections", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    c.expect_close_code(4009).await;
+    assert_eq!(closed_event(&mut h, &c.socket_id).await.0, Some(4009));
+
+    // A socket dropped without a close: no code.
+    let c = s.client().await;
+    let id = c.socket_id.clone();
+    drop(c);
+    assert_eq!(closed_event(&mut h, &id).await.0, None);
+}
 
 #[tokio::test]
 async fn bad_input_gets_errors_and_the_connection_keeps_working() {

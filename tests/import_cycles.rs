@@ -1,9 +1,11 @@
 //! Imports between the crate's top-level modules run one way (issue 9): this test reads every
 //! `crate::` and `super::` path in `src/`, builds the graph of top-level modules (`src/<m>.rs`
 //! or `src/<m>/`) and fails on any cycle, printing each cycle with the lines that make it.
-//! The intended direction is protocol <- hub <- {adapter, ws, api} <- server <- broadcaster <-
-//! lib/main, with auth, apps and config as low-level leaves. `lib.rs` and `main.rs` are the
-//! root and are not nodes. Test-only code counts: a `#[cfg(test)]` import is still an import.
+//! It also checks the declared direction: every module has a place in [`LAYERS`] and imports
+//! only modules of lower layers, never one of its own layer (protocol <- hub <- {adapter, ws,
+//! api} <- server <- broadcaster <- lib/main, with the leaves at the bottom and the start-up
+//! code at the top). `lib.rs` and `main.rs` are the root and are not nodes. Test-only code
+//! counts: a `#[cfg(test)]` import is still an import.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -325,6 +327,100 @@ fn read_tree(src: &Path) -> Vec<(PathBuf, String)> {
             (p.strip_prefix(src).unwrap().to_path_buf(), text)
         })
         .collect()
+}
+
+/// The declared layers, lowest first (DESIGN.md, "Rooms"). A module imports only modules of
+/// lower layers; modules of one layer do not import each other.
+const LAYERS: &[&[&str]] = &[
+    // Leaves: import no other module of the crate.
+    &[
+        "protocol",
+        "apps",
+        "auth",
+        "env",
+        "ratelog",
+        "reload",
+        "tls",
+        "readiness",
+        "redis_probe",
+    ],
+    &["hub"],
+    &["metrics"],
+    &["appstore", "listener"],
+    &["adapter", "ws", "api"],
+    &["webhooks", "dev"],
+    // An observer of the hub and of the webhook sender.
+    &["console"],
+    &["server"],
+    &["broadcaster"],
+    &["authorize"],
+    &["config"],
+    &["startup"],
+    &["testing"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// Modules missing from [`LAYERS`], and edges that do not go down a layer.
+fn against_layers(edges: &[Edge]) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for e in edges {
+        match (layer_of(&e.from), layer_of(&e.to)) {
+            (Some(from), Some(to)) if to < from => {}
+            (Some(from), Some(to)) => {
+                let how = if from == to { "sideways" } else { "upward" };
+                out.insert(format!("{how}: {} -> {}: {}", e.from, e.to, e.at));
+            }
+            (f, t) => {
+                for (m, l) in [(&e.from, f), (&e.to, t)] {
+                    if l.is_none() {
+                        out.insert(format!(
+                            "{m} has no place in LAYERS (tests/import_cycles.rs)"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[test]
+fn imports_go_down_the_declared_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let tree = read_tree(&src);
+    let wrong = against_layers(&edges(&tree));
+    assert!(
+        wrong.is_empty(),
+        "\nimports against the declared layers:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+#[test]
+fn the_layer_check_finds_sideways_and_upward_imports() {
+    let t = tree(&[
+        ("lib.rs", ""),
+        ("hub/mod.rs", "use crate::protocol::Frame;\n"),
+        ("adapter.rs", "use crate::api::AppState;\n"),
+        ("api.rs", "use crate::hub::Hub;\n"),
+        ("protocol.rs", "use crate::server::x;\n"),
+        ("server.rs", "use crate::nowhere::y;\n"),
+        ("nowhere.rs", ""),
+    ]);
+    let wrong = against_layers(&edges(&t));
+    assert_eq!(wrong.len(), 3, "{wrong:#?}");
+    assert!(wrong[0].starts_with("nowhere has no place"), "{wrong:#?}");
+    assert!(
+        wrong[1].starts_with("sideways: adapter -> api: src/adapter.rs:1"),
+        "{wrong:#?}"
+    );
+    assert!(
+        wrong[2].starts_with("upward: protocol -> server"),
+        "{wrong:#?}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Webhooks against a real HTTP receiver (axum, in the test): every kind with exactly its
 //! fields, signed as the SDKs check; the vacated / removed delay and its cancellation;
-//! batching; retries (500 twice then 200; a receiver down for 15 s; giving up, counted);
+//! batching; retries (500 twice then 200; a receiver down for 15 s; giving up, counted and
+//! reported to a watcher of the attempts);
 //! a full queue counted; HTTPS receivers; SIGTERM flushes; a slow receiver never slows
 //! fan-out; 50 channels give exactly 50 occupied and 50 vacated; three nodes through Redis
 //! give one webhook per channel and member, with a node SIGKILLed mid-test.
@@ -545,21 +546,44 @@ async fn what_cannot_be_delivered_or_overflows_is_counted() {
         ..fast()
     };
     let (server, wh) = serve(app_with(vec![target(&url, "channel_occupied")]), settings).await;
+    let mut attempts = wh.watch_attempts();
     let mut c = server.client().await;
     for i in 0..10 {
         c.subscribe(&format!("lost-{i}")).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let stats = loop {
         let s = wh.stats();
         if s.given_up + s.overflowed == 10 {
             assert!(s.overflowed >= 6, "{s:?}");
             assert!(s.given_up >= 1, "{s:?}");
             assert_eq!(s.delivered, 0);
-            break;
+            break s;
         }
         assert!(Instant::now() < deadline, "{s:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Every request was reported to the watcher: each answered 503, retried until given up.
+    let mut reports = Vec::new();
+    while let Ok(a) = attempts.try_recv() {
+        reports.push(a);
+    }
+    assert_eq!(reports.len() as u64, stats.requests, "{reports:#?}");
+    assert!(reports.iter().all(|a| a.status == Some(503)
+        && a.error.as_deref() == Some("answered 503 Service Unavailable")
+        && a.events == 1
+        && a.kinds == ["channel_occupied"]
+        && &*a.target == url.as_str()));
+    let outcome = |name: &str| reports.iter().filter(|a| a.outcome.name() == name).count();
+    assert_eq!(outcome("given_up") as u64, stats.given_up, "{reports:#?}");
+    assert!(outcome("will_retry") >= 1, "{reports:#?}");
+    assert_eq!(outcome("delivered"), 0);
+    for a in &reports {
+        assert_eq!(
+            a.retry_in_ms.is_some(),
+            a.outcome.name() == "will_retry",
+            "{a:?}"
+        );
     }
 }
 

@@ -2,12 +2,15 @@
 // playwright-core. The page signs in with the token at the login form, then a pusher-js client
 // connects and subscribes, the Node SDK publishes, a bad private-channel signature is tried,
 // and the test reads the console's live log, filters, inspectors and event creator as a user
-// would. The app secret must appear nowhere in the page, the export or the SSE stream.
+// would. A real webhook receiver answers 500 once, then 200: the log shows the attempt that
+// will be retried and the one that delivered, without the receiver's credentials. The app
+// secret must appear nowhere in the page, the export or the SSE stream.
 //
 // RF_CONSOLE_SCREENSHOTS=dir also saves the screenshots the README shows.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startServer, serverSdk, freePort, Clients, subscribed, sdkChannelAuth, waitFor, eventually, sleep } from '../lib/harness.mjs';
@@ -26,15 +29,35 @@ let sdk;
 let browser;
 let page;
 let consoleUrl;
+let receiver;
+/** Statuses the webhook receiver answered, in order. */
+const answered = [];
+/** Credentials in the webhook URL: they must never reach the page. */
+const HOOK_SECRETS = ['hook-pass-7e19', 'hook-token-0b44'];
 const clients = new Clients();
 
 before(async () => {
   if (skip) return;
+  // The receiver answers the first request 500, the rest 200.
+  receiver = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const status = answered.length === 0 ? 500 : 200;
+      answered.push(status);
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const hook = `http://hooker:${HOOK_SECRETS[0]}@127.0.0.1:${receiver.address().port}/hook?token=${HOOK_SECRETS[1]}`;
   const cport = await freePort();
   consoleUrl = `http://127.0.0.1:${cport}`;
   srv = await startServer({
     name: 'console', app: APP,
-    flags: ['--console', '--console-port', String(cport), '--console-token', TOKEN],
+    flags: [
+      '--console', '--console-port', String(cport), '--console-token', TOKEN,
+      '--webhook-url', hook, '--webhook-events', 'channel_occupied',
+      '--webhook-batch-window', '0ms', '--webhook-retry-min-backoff', '200ms',
+    ],
   });
   sdk = serverSdk(srv);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
@@ -48,6 +71,7 @@ after(async () => {
   clients.closeAll();
   await browser?.close().catch(() => {});
   await srv?.stop();
+  receiver?.close();
 });
 
 async function until(fn, arg, what, ms = 10_000) {
@@ -160,10 +184,39 @@ test('debug console: login, live rows, filters, pause, export, inspectors, event
   cells = await shown();
   assert.ok(cells.length >= 1 && cells.every((c) => c[6] === 'alice'), JSON.stringify(cells));
   await page.fill('#f-user', '');
+  await page.fill('#f-event', 'order.shipped');
+  cells = await shown();
+  assert.ok(cells.length >= 1 && cells.every((c) => c[4] === 'order.shipped'), JSON.stringify(cells));
+  await page.fill('#f-event', 'no.such.event');
+  assert.deepEqual(await shown(), [], 'an event nobody sent shows nothing');
+  await page.fill('#f-event', '');
   await page.selectOption('#f-app', APP.id);
   cells = await shown();
   assert.ok(cells.every((c) => c[1] === APP.id || c[2] === 'dropped'));
   await page.selectOption('#f-app', '');
+
+  // Webhook attempts: the first channel occupied went to the receiver, which answered 500 (a row
+  // that says it will be retried), then 200 on the retry (delivered).
+  // (Several channels were occupied: their requests may run side by side; one got the 500.)
+  const retry = await rowWhere((r) => r.type === 'webhook_attempt' && r.outcome === 'will_retry', 'webhook attempt to retry');
+  assert.equal(retry.attempt, 1);
+  assert.equal(retry.status, 500);
+  assert.equal(retry.outcome, 'will_retry');
+  assert.ok(retry.retry_in_ms >= 100 && retry.retry_in_ms <= 200, JSON.stringify(retry));
+  assert.deepEqual(retry.kinds, ['channel_occupied']);
+  assert.equal(retry.target, `http://127.0.0.1:${receiver.address().port}/hook`);
+  const delivered = await rowWhere((r) => r.type === 'webhook_attempt' && r.attempt === 2
+    && JSON.stringify(r.channels) === JSON.stringify(retry.channels), 'webhook retry');
+  assert.equal(delivered.status, 200);
+  assert.equal(delivered.outcome, 'delivered');
+  assert.equal(answered[0], 500);
+  assert.ok(answered.slice(1).every((a) => a === 200), JSON.stringify(answered));
+  await page.selectOption('#f-type', 'webhook_attempt');
+  cells = await shown();
+  assert.ok(cells.length >= 2 && cells.every((c) => c[2] === 'webhook_attempt' && c[4] === 'channel_occupied'), JSON.stringify(cells));
+  assert.ok(cells.some((c) => /will retry · attempt 1 · HTTP 500/.test(c[7])), JSON.stringify(cells));
+  assert.ok(cells.some((c) => /delivered · attempt 2 · HTTP 200/.test(c[7])), JSON.stringify(cells));
+  await page.selectOption('#f-type', '');
 
   // Pause holds the view; resume shows what came meanwhile.
   await page.click('#pause');
@@ -230,6 +283,7 @@ test('debug console: login, live rows, filters, pause, export, inspectors, event
   const streamText = await readStream(`${consoleUrl}/api/stream`, 700);
   for (const [where, s] of [['page', html], ['export', text], ['stream', streamText]]) {
     assert.ok(!s.includes(APP.secret), `secret found in the ${where}`);
+    for (const hidden of HOOK_SECRETS) assert.ok(!s.includes(hidden), `webhook credential found in the ${where}`);
   }
   assert.ok(streamText.includes('subscription_refused'), 'the stream replays its backlog');
   assert.ok(!html.includes('hidden-payload-123') && !streamText.includes('hidden-payload-123'), 'private payload hidden');

@@ -7,11 +7,8 @@
 //! count, and it tries to reconnect at most once per [`RETRY_EVERY`] so requests and upgrades
 //! never queue behind a dead Redis.
 
-use super::redis::RedisSettings;
-use crate::api::rate_limit::{CountFuture, WindowCounter};
-use crate::api::AppState;
+use crate::hub::{CountFuture, WindowCounter};
 use parking_lot::Mutex;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest a request or upgrade waits for its count.
@@ -113,15 +110,5 @@ impl RedisCounter {
 impl WindowCounter for RedisCounter {
     fn hit<'a>(&'a self, key: &'a str, second: u64) -> CountFuture<'a> {
         Box::pin(self.count(key, second))
-    }
-}
-
-impl AppState {
-    /// Count each app's `api_request_rate` and `connection_rate_per_ip` cluster-wide in the
-    /// Redis of `redis` (its URL and prefix), as every node of the cluster must. Fails only on
-    /// a malformed URL.
-    pub fn with_redis_rate_limits(self, redis: &RedisSettings) -> Result<AppState, String> {
-        let counter = RedisCounter::new(&redis.url, &redis.prefix)?;
-        Ok(self.with_rate_counter(Arc::new(counter)))
     }
 }

@@ -68,9 +68,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API routes, to be given the server's state (timed and counted when metrics are on).
+/// The API routes, to be given the server's state (every request counted; timed and counted
+/// by endpoint when metrics are on).
 pub fn routes(state: &AppState) -> Router<AppState> {
-    let routes = Router::new()
+    Router::new()
         .route("/apps/{app_id}/events", post(events::events))
         .route("/apps/{app_id}/batch_events", post(events::batch_events))
         .route("/apps/{app_id}/channels", get(queries::channels))
@@ -87,14 +88,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/users/{user_id}/terminate_connections",
             post(queries::terminate_connections_short),
-        );
-    match state.metrics {
-        Some(_) => routes.route_layer(axum::middleware::from_fn_with_state(
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::record,
-        )),
-        None => routes,
-    }
+        ))
 }
 
 /// A verified request's app and decoded query.

@@ -1,6 +1,7 @@
-//! The HTTP API's metrics middleware: every API request counted by app, endpoint (the route
-//! template, so ids and channel names never become labels) and status, and timed. Installed
-//! only when metrics are on; otherwise the API runs without it.
+//! The HTTP API's observing middleware, in front of every API route: every request is counted
+//! on the hub (one atomic add: the debug console's "API requests/s"), and, when metrics are
+//! on, counted by app, endpoint (the route template, so ids and channel names never become
+//! labels) and status, and timed.
 
 use super::{AppState, Query};
 use crate::metrics::UNKNOWN_APP;
@@ -9,8 +10,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
 
-/// Record one API request in the metrics.
+/// Count one API request, and record it in the metrics when they are on.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    state.hub.count_api_request();
     let Some(metrics) = state.metrics.clone() else {
         return next.run(request).await;
     };

@@ -13,23 +13,12 @@
 //! back to its own count: the limit then holds per node until Redis is back.
 
 use crate::apps::App;
+use crate::hub::WindowCounter;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// A future a counter hands back.
-pub type CountFuture<'a> = Pin<Box<dyn Future<Output = Option<u64>> + Send + 'a>>;
-
-/// A cluster-wide count of hits per window key and second.
-pub trait WindowCounter: Send + Sync + 'static {
-    /// Count one hit of the window `key` in the second `second` and answer the count so far,
-    /// or `None` when the count cannot be had now (the caller falls back to its own).
-    fn hit<'a>(&'a self, key: &'a str, second: u64) -> CountFuture<'a>;
-}
 
 /// Entries in this node's window table before the ones of past seconds are swept (per-address
 /// keys come and go; per-app keys alone never get near it).
@@ -148,6 +137,7 @@ fn client(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::CountFuture;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn limited(rate: u32) -> App {

@@ -2,8 +2,8 @@
 //! and WebSocket layers. It lives here, below the router (`server.rs`), so the API, the
 //! development routes and the upgrade handler import it without importing the server.
 
-use super::rate_limit::{RateLimiter, WindowCounter};
-use crate::hub::Hub;
+use super::rate_limit::RateLimiter;
+use crate::hub::{Hub, WindowCounter};
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 
 use crate::hub::HubEvent;
 use crate::protocol::{ChannelInfo, ChannelKind};
+use crate::webhooks::Attempt;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -117,6 +118,27 @@ pub fn notice(kind: &str, fields: Value) -> Value {
     if let Value::Object(f) = fields {
         row.extend(f);
     }
+    Value::Object(row)
+}
+
+/// The row for a webhook delivery attempt: the target (without credentials or query), what
+/// the request carried, the attempt's number, the receiver's status or the error, and the
+/// outcome (`delivered`, `will_retry` with `retry_in_ms`, `given_up`).
+pub fn attempt(a: &Attempt) -> Value {
+    let channels: Vec<&str> = a.channels.iter().map(|c| &**c).collect();
+    let mut row = Map::new();
+    row.insert("type".into(), "webhook_attempt".into());
+    row.insert("time".into(), now_rfc3339().into());
+    row.insert("app_id".into(), (*a.app_id).into());
+    row.insert("target".into(), (*a.target).into());
+    row.insert("kinds".into(), json!(a.kinds));
+    row.insert("channels".into(), json!(channels));
+    row.insert("events".into(), a.events.into());
+    row.insert("attempt".into(), a.attempt.into());
+    row.insert("status".into(), a.status.into());
+    row.insert("error".into(), a.error.as_deref().into());
+    row.insert("outcome".into(), a.outcome.name().into());
+    row.insert("retry_in_ms".into(), a.retry_in_ms.into());
     Value::Object(row)
 }
 
@@ -322,6 +344,39 @@ mod tests {
         assert_eq!(r["truncated"], true);
         assert!(r["data"].as_str().unwrap().len() <= 2048);
         assert_eq!(r["bytes"], 4000);
+    }
+
+    #[test]
+    fn webhook_attempt_fields() {
+        use crate::webhooks::attempts::Outcome;
+        let a = Attempt {
+            app_id: "a".into(),
+            target: "https://hooks.example/in".into(),
+            kinds: vec!["channel_occupied", "member_added"],
+            channels: vec!["presence-r".into(), "news".into()],
+            events: 3,
+            attempt: 2,
+            status: Some(503),
+            error: Some("answered 503 Service Unavailable".into()),
+            outcome: Outcome::WillRetry,
+            retry_in_ms: Some(1500),
+        };
+        let r = attempt(&a);
+        assert_eq!(r["type"], "webhook_attempt");
+        assert_eq!(r["app_id"], "a");
+        assert_eq!(r["target"], "https://hooks.example/in");
+        assert_eq!(r["kinds"], json!(["channel_occupied", "member_added"]));
+        assert_eq!(r["channels"], json!(["presence-r", "news"]));
+        assert_eq!(
+            (r["events"].clone(), r["attempt"].clone()),
+            (json!(3), json!(2))
+        );
+        assert_eq!(
+            (r["status"].clone(), r["outcome"].clone()),
+            (json!(503), json!("will_retry"))
+        );
+        assert_eq!(r["retry_in_ms"], 1500);
+        assert!(r["time"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]

@@ -57,14 +57,16 @@ pub async fn bind(settings: &ConsoleSettings) -> std::io::Result<TcpListener> {
     })
 }
 
-/// Start observing the hub and serve the console on `listener` in a task of its own.
+/// Start observing the hub (and, with `attempts`, the webhook sender's attempt reports) and
+/// serve the console on `listener` in a task of its own.
 pub fn serve(
     listener: TcpListener,
     hub: Arc<Hub>,
     settings: ConsoleSettings,
+    attempts: Option<stream::Attempts>,
 ) -> tokio::task::JoinHandle<()> {
     let console = Console {
-        feed: Feed::start(&hub, &settings),
+        feed: Feed::start(&hub, &settings, attempts),
         access: Arc::new(Access::new(&settings)),
         hub,
         settings: Arc::new(settings),

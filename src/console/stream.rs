@@ -1,9 +1,11 @@
-//! The live log: one task drains the console's queue of hub events, turns each into a row,
-//! counts it and hands it to every watching browser; `GET /api/stream` is each browser's
-//! Server-Sent Events view of those rows.
+//! The live log: one task drains the console's queue of hub events (and, when webhooks run,
+//! the webhook sender's attempt reports), turns each into a row, counts it and hands it to
+//! every watching browser; `GET /api/stream` is each browser's Server-Sent Events view of
+//! those rows.
 //!
 //! Two bounded hand-offs, neither of which ever waits: the hub's `try_send` into the
-//! console's queue (`--console-queue` events; what does not fit is counted by the hub), and a
+//! console's queue (`--console-queue` events; what does not fit is counted by the hub) or the
+//! webhook sender's ring of attempt reports (a watcher that falls behind skips ahead), and a
 //! broadcast ring per page ([`ConsoleSettings::stream_buffer`] rows; a page that falls behind
 //! skips ahead). Both losses show up in the log as `dropped` rows with a count, so a gap is
 //! never silent. A page that opens gets the last [`ConsoleSettings::backlog_rows`] rows first.
@@ -15,6 +17,7 @@ use super::rows::{self, PayloadRules};
 use super::samples::Samples;
 use super::ConsoleSettings;
 use crate::hub::{Hub, ObserverHandle};
+use crate::webhooks::Attempt;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -43,8 +46,13 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Register as the hub's observer and start the task that feeds the log.
-    pub fn start(hub: &Arc<Hub>, settings: &ConsoleSettings) -> Arc<Feed> {
+    /// Register as the hub's observer and start the task that feeds the log; with
+    /// `attempts` (the webhook sender's reports) webhook attempts are logged too.
+    pub fn start(
+        hub: &Arc<Hub>,
+        settings: &ConsoleSettings,
+        attempts: Option<Attempts>,
+    ) -> Arc<Feed> {
         let (tx, _) = broadcast::channel(settings.stream_buffer.max(16));
         let feed = Arc::new(Feed {
             tx,
@@ -57,7 +65,13 @@ impl Feed {
             show_private: settings.show_payloads,
             max_bytes: settings.max_payload_bytes,
         };
-        tokio::spawn(run(feed.clone(), Arc::downgrade(hub), handle, rules));
+        tokio::spawn(run(
+            feed.clone(),
+            Arc::downgrade(hub),
+            handle,
+            attempts,
+            rules,
+        ));
         feed
     }
 
@@ -89,6 +103,19 @@ fn scrub(mut text: String, secrets: &[String]) -> String {
     text
 }
 
+/// The webhook sender's attempt reports, as the console watches them.
+pub type Attempts = broadcast::Receiver<Arc<Attempt>>;
+
+/// The next attempt report; never, when there is no sender (or it stopped).
+async fn next_attempt(
+    attempts: &mut Option<Attempts>,
+) -> Result<Arc<Attempt>, broadcast::error::RecvError> {
+    match attempts {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -99,6 +126,7 @@ async fn run(
     feed: Arc<Feed>,
     hub: std::sync::Weak<Hub>,
     mut handle: ObserverHandle,
+    mut attempts: Option<Attempts>,
     rules: PayloadRules,
 ) {
     let secrets_of =
@@ -118,6 +146,23 @@ async fn run(
                 let row = rows::row(&event, &rules).to_string();
                 feed.publish(Arc::from(scrub(row, &secrets)));
             }
+            attempt = next_attempt(&mut attempts) => {
+                let row = match attempt {
+                    Ok(a) => {
+                        feed.samples.lock().count_attempt(&a);
+                        rows::attempt(&a)
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => rows::notice(
+                        "dropped",
+                        json!({ "count": n, "where": "webhook attempt reports" }),
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        attempts = None;
+                        continue;
+                    }
+                };
+                feed.publish(Arc::from(scrub(row.to_string(), &secrets)));
+            }
             _ = tick.tick() => {
                 let Some(hub) = hub.upgrade() else { return };
                 secrets = secrets_of(&hub);
@@ -132,7 +177,12 @@ async fn run(
                 }
                 let mut samples = feed.samples.lock();
                 samples.totals.dropped_rows = dropped;
-                samples.tick(unix_secs(), hub.connection_count(), hub.occupied_channel_count());
+                samples.tick(
+                    unix_secs(),
+                    hub.connection_count(),
+                    hub.occupied_channel_count(),
+                    hub.api_requests(),
+                );
             }
         }
     }
@@ -203,7 +253,7 @@ mod tests {
             backlog_rows: 2,
             ..ConsoleSettings::default()
         };
-        let feed = Feed::start(&hub, &settings);
+        let feed = Feed::start(&hub, &settings, None);
         let (_, mut rx) = feed.subscribe();
         let c = hub.connect(&app).unwrap();
         hub.refused(&c, "private-x", "Expected HMAC of x, key the-secret");
@@ -227,5 +277,73 @@ mod tests {
         };
         assert_eq!(dropped["count"], 6);
         assert_eq!(feed.samples.lock().totals.api_publishes, 4);
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_close_is_a_row() {
+        let app = App::new("a", "k", "a-long-secret");
+        let hub = Hub::new(
+            Apps::new(vec![app.clone()]),
+            HubSettings {
+                max_queued_frames: 2,
+            },
+        );
+        let feed = Feed::start(&hub, &ConsoleSettings::default(), None);
+        let (_, mut rx) = feed.subscribe();
+        let c = hub.connect(&app).unwrap();
+        hub.subscribe(&c, "news", None).unwrap();
+        // Nobody reads the queue: subscription_succeeded, one event, and the next overflows.
+        for _ in 0..3 {
+            hub.publish("a", &["news"], "e", "{}", None);
+        }
+        let row = loop {
+            let row: Value = serde_json::from_str(&rx.recv().await.unwrap()).unwrap();
+            if row["type"] == "slow_consumer_closed" {
+                break row;
+            }
+        };
+        assert_eq!(row["socket_id"], c.socket_id.to_string());
+        assert_eq!(row["app_id"], "a");
+        assert_eq!(feed.samples.lock().totals.slow_consumers, 1);
+    }
+
+    #[tokio::test]
+    async fn webhook_attempts_and_their_losses_are_rows() {
+        use crate::webhooks::attempts::{Attempt, AttemptReports, Outcome};
+        let app = App::new("a", "k", "the-secret");
+        let hub = Hub::new(Apps::new(vec![app]), HubSettings::default());
+        let reports = AttemptReports::new(2);
+        let feed = Feed::start(&hub, &ConsoleSettings::default(), Some(reports.watch()));
+        let (_, mut rx) = feed.subscribe();
+        let attempt = |n: u32| Attempt {
+            app_id: "a".into(),
+            target: "http://127.0.0.1:9/hook".into(),
+            kinds: vec!["channel_occupied"],
+            channels: vec!["news".into()],
+            events: 1,
+            attempt: n,
+            status: None,
+            error: Some("unreachable".into()),
+            outcome: Outcome::WillRetry,
+            retry_in_ms: Some(1000),
+        };
+        // Five reports into a ring of two while the task cannot run: three are missed.
+        for n in 1..=5 {
+            reports.report(|| attempt(n));
+        }
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(serde_json::from_str::<Value>(&rx.recv().await.unwrap()).unwrap());
+        }
+        assert_eq!(got[0]["type"], "dropped");
+        assert_eq!(got[0]["count"], 3);
+        assert_eq!(got[0]["where"], "webhook attempt reports");
+        assert_eq!(
+            (got[1]["type"].clone(), got[1]["attempt"].clone()),
+            (json!("webhook_attempt"), json!(4))
+        );
+        assert_eq!(got[2]["attempt"], 5);
+        assert_eq!(got[2]["outcome"], "will_retry");
+        assert_eq!(feed.samples.lock().totals.webhook_failures, 2);
     }
 }

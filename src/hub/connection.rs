@@ -85,10 +85,21 @@ pub struct CloseRequest {
     pub send_error: bool,
 }
 
+/// How a connection ended, as its task recorded it: the close code it sent (or the client
+/// sent, for a client's close) and why. Observers get it in `HubEvent::ConnectionClosed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    /// `None`: the client's close frame carried no code.
+    pub code: Option<u16>,
+    pub why: &'static str,
+}
+
 #[derive(Default)]
 struct Outbox {
     queue: VecDeque<Utf8Bytes>,
     close: Option<CloseRequest>,
+    /// How the connection's task ended it (first record wins).
+    ended: Option<Ending>,
     /// Holds on the queue (`hold_until`): while any, frames queue up but are not written.
     holds: u32,
 }
@@ -288,6 +299,26 @@ impl Connection {
     /// The pending close request, if any.
     pub(crate) fn close_request(&self) -> Option<CloseRequest> {
         self.outbox.lock().close.clone()
+    }
+
+    /// Record how the connection ends, where its task decides it: the close it sends (its
+    /// own, like 1009 for an oversized frame, or the hub's request) or the client's close.
+    /// The first record wins.
+    pub(crate) fn record_ending(&self, code: Option<u16>, why: &'static str) {
+        self.outbox.lock().ended.get_or_insert(Ending { code, why });
+    }
+
+    /// How the connection ended: what its task recorded; else the close the hub asked for
+    /// (a connection with no socket task, or one whose socket failed before the close went
+    /// out); else `None` (the client or the network went away without a close).
+    pub(crate) fn ending(&self) -> Option<Ending> {
+        let ob = self.outbox.lock();
+        ob.ended.or_else(|| {
+            ob.close.as_ref().map(|req| Ending {
+                code: Some(req.code.code()),
+                why: req.message,
+            })
+        })
     }
 
     /// Register the task to wake on new frames or a close request. Register before looking at

@@ -27,8 +27,11 @@ pub enum HubEvent {
         /// The client's address, when the server that accepted it knows it.
         ip: Option<IpAddr>,
     },
-    /// A connection went away. `code` is the close code the server sent (`None` when the
-    /// client closed or the socket dropped); `why` a short reason for logs and counters.
+    /// A connection went away. `code` is the close code that ended it: the one the server
+    /// sent (its own, like 1009 for an oversized frame or 4100 for a slow consumer, or one
+    /// the hub asked for), or, when the client closed first, the client's (`None` when its
+    /// close frame had no code, or the socket dropped without a close); `why` a short reason
+    /// for logs and counters.
     ConnectionClosed {
         app_id: Arc<str>,
         socket_id: SocketId,

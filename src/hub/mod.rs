@@ -24,8 +24,9 @@
 //! - `recovery.rs`: missed-message recovery (buffers, cursors, replay);
 //! - `replay.rs`: recovery whose missed events live in the cluster (pending subscribers);
 //! - `sparse.rs`: collections emptied after a flood give their memory back;
-//! - `connection.rs`: one connection's queue and state; `cluster.rs` and `events.rs`: the
-//!   two ports out of the hub.
+//! - `connection.rs`: one connection's queue and state; `cluster.rs`, `events.rs` and
+//!   `window_counter.rs`: the ports out of the hub (other nodes, observers, a cluster-wide
+//!   count).
 //!
 //! # Lock order
 //!
@@ -59,6 +60,7 @@ pub(crate) use sparse::shrink_if_sparse;
 mod stats;
 mod tick;
 mod users;
+mod window_counter;
 
 pub use channels::SubscribeError;
 pub use cluster::{
@@ -70,12 +72,13 @@ pub use events::{HubEvent, MemberChange, ObserverHandle};
 pub use recovery::valid_lineage;
 pub use registry::AppsReload;
 pub use users::SignInError;
+pub use window_counter::{CountFuture, WindowCounter};
 
 use crate::apps::Apps;
 use events::Events;
 use parking_lot::RwLock;
 use registry::AppTable;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Node-wide settings of the hub.
@@ -105,6 +108,10 @@ pub(crate) struct Node {
     connections_total: AtomicUsize,
     /// Whether the once-a-second ticker runs (it must run exactly once per hub).
     ticker_started: AtomicBool,
+    /// Sweeps the ticker ran: one a second when exactly one ticker runs.
+    ticks: AtomicU64,
+    /// HTTP API requests this node answered (any endpoint, any status), for the console.
+    api_requests: AtomicU64,
 }
 
 impl Node {
@@ -142,6 +149,8 @@ impl Hub {
             events: Events::default(),
             connections_total: AtomicUsize::new(0),
             ticker_started: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
+            api_requests: AtomicU64::new(0),
         });
         Arc::new(Hub {
             apps: RwLock::new(AppTable::new(&node, apps)),
@@ -166,5 +175,15 @@ impl Hub {
 
     pub fn settings(&self) -> &HubSettings {
         &self.node.settings
+    }
+
+    /// Count one HTTP API request (the API's middleware calls it for every request).
+    pub(crate) fn count_api_request(&self) {
+        self.node.api_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// HTTP API requests this node answered since it started.
+    pub(crate) fn api_requests(&self) -> u64 {
+        self.node.api_requests.load(Ordering::Relaxed)
     }
 }

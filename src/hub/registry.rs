@@ -115,9 +115,9 @@ impl AppHub {
         self.connection_count.fetch_sub(1, Ordering::Relaxed);
         self.node.connections_total.fetch_sub(1, Ordering::Relaxed);
         self.node.emit(|| {
-            let (code, why) = match conn.close_request() {
-                Some(req) => (Some(req.code as u16), req.message),
-                None => (None, "closed by the client or the network"),
+            let (code, why) = match conn.ending() {
+                Some(e) => (e.code, e.why),
+                None => (None, "the client or the network went away without a close"),
             };
             HubEvent::ConnectionClosed {
                 app_id: self.id.clone(),

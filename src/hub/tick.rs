@@ -91,12 +91,22 @@ impl Hub {
             loop {
                 every.tick().await;
                 match weak.upgrade() {
-                    Some(hub) => hub.tick(),
+                    Some(hub) => {
+                        hub.node.ticks.fetch_add(1, Ordering::Relaxed);
+                        hub.tick();
+                    }
                     None => return,
                 }
             }
         });
         true
+    }
+
+    /// Sweeps the ticker has run since the hub started (one a second): how tests see that
+    /// exactly one ticker runs.
+    #[cfg(test)]
+    pub(crate) fn ticks(&self) -> u64 {
+        self.node.ticks.load(Ordering::Relaxed)
     }
 }
 
@@ -105,15 +115,16 @@ mod tests {
     use crate::apps::{App, Apps};
     use crate::hub::{Hub, HubSettings};
 
-    #[tokio::test]
+    /// Started twice, the ticker runs once: one sweep a second, not two. (Time is paused
+    /// and advances only while every task waits, so the count is exact.)
+    #[tokio::test(start_paused = true)]
     async fn the_ticker_starts_once() {
         let hub = Hub::new(Apps::new(vec![App::default()]), HubSettings::default());
         assert!(hub.start_ticker());
         assert!(hub.start_ticker());
-        assert!(hub
-            .node
-            .ticker_started
-            .load(std::sync::atomic::Ordering::Relaxed));
+        // The first sweep runs at once, then one a second: at 0, 1, ..., 5 s.
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+        assert_eq!(hub.ticks(), 6);
     }
 
     #[test]

@@ -73,9 +73,9 @@ impl Tally {
                 self.sent(app_id, "internal", 1);
             }
             HubEvent::ConnectionClosed { app_id, code, .. } => {
-                let code = code.map_or_else(|| "none".to_string(), |c| c.to_string());
+                let code = code_label(*code);
                 m.connections_closed
-                    .with_label_values(&[app_id.as_ref(), code.as_str()])
+                    .with_label_values(&[app_id.as_ref(), code.as_ref()])
                     .inc();
             }
             HubEvent::Subscribed {
@@ -160,6 +160,18 @@ impl Tally {
         if change.cluster {
             self.sent(app, "internal", self.subscribers(app, &change.channel));
         }
+    }
+}
+
+/// The `code` label of a close. A client picks its own close code, so only the codes with a
+/// meaning here become labels (WebSocket's 1000-1015 and Pusher's 4000-4399); any other is
+/// `other`, and no code (the socket dropped, or an empty close frame) is `none`: a client
+/// cannot grow the series without bound.
+fn code_label(code: Option<u16>) -> std::borrow::Cow<'static, str> {
+    match code {
+        None => "none".into(),
+        Some(c @ (1000..=1015 | 4000..=4399)) => c.to_string().into(),
+        Some(_) => "other".into(),
     }
 }
 
@@ -248,6 +260,12 @@ mod tests {
             code: None,
             why: "client",
         });
+        t.apply(&HubEvent::ConnectionClosed {
+            app_id: a(),
+            socket_id: SocketId(4),
+            code: Some(3999),
+            why: "closed by the client",
+        });
 
         let v = |s: &str| value(&m, s);
         assert_eq!(v(r#"rf_broadcast_connections_opened_total{app="a"}"#), 3.0);
@@ -261,6 +279,10 @@ mod tests {
         );
         // The gauges are the hub's, not the events' (none followed here).
         assert_eq!(v(r#"rf_broadcast_connections{app="a"}"#), 0.0);
+        assert_eq!(
+            v(r#"rf_broadcast_connections_closed_total{app="a",code="other"}"#),
+            1.0
+        );
         // 3 subscribers, the sender excluded.
         assert_eq!(
             v(r#"rf_broadcast_messages_sent_total{app="a",kind="client_event"}"#),

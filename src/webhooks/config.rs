@@ -33,6 +33,9 @@ pub struct WebhookSettings {
     pub count_throttle_above: usize,
     /// ...to one event per this interval.
     pub count_interval: Duration,
+    /// Attempt reports a watcher (the debug console) may fall behind by before it misses
+    /// some (and is told how many).
+    pub attempt_reports: usize,
 }
 
 impl Default for WebhookSettings {
@@ -51,6 +54,7 @@ impl Default for WebhookSettings {
             flush_timeout: Duration::from_secs(10),
             count_throttle_above: 100,
             count_interval: Duration::from_secs(5),
+            attempt_reports: 1024,
         }
     }
 }

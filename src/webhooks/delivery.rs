@@ -6,8 +6,11 @@
 //! (rustls for https).
 //!
 //! The hub never waits for any of this: events reach a target through `offer`, which only
-//! counts and enqueues.
+//! counts and enqueues. Each attempt is also reported to whoever watches ([`super::attempts`],
+//! the debug console), without waiting for them. Logs and reports show the target's URL
+//! without its credentials or query ([`shown_url`]).
 
+use super::attempts::{shown_url, Attempt, AttemptReports, Outcome};
 use super::batch::{Pending, Queued};
 use super::config::{Target, WebhookSettings};
 use super::sign;
@@ -73,7 +76,8 @@ enum Cmd {
 
 /// The hub-side end of one target's delivery task.
 pub struct TargetHandle {
-    pub target: Arc<Target>,
+    /// The target's URL as logs may show it.
+    shown: Arc<str>,
     tx: mpsc::UnboundedSender<Cmd>,
     /// Events accepted and not yet finished (queued, batching or in flight).
     queued: Arc<AtomicUsize>,
@@ -88,8 +92,12 @@ pub type AppSource = Arc<dyn Fn() -> Option<Arc<App>> + Send + Sync>;
 /// Everything a request needs.
 struct Sender {
     client: reqwest::Client,
+    app_id: Arc<str>,
     app: AppSource,
     target: Arc<Target>,
+    /// The target's URL as logs and reports may show it.
+    shown: Arc<str>,
+    reports: AttemptReports,
     settings: WebhookSettings,
     stats: Arc<Stats>,
     queued: Arc<AtomicUsize>,
@@ -111,28 +119,35 @@ pub fn client(settings: &WebhookSettings) -> Result<reqwest::Client, String> {
 }
 
 impl TargetHandle {
-    /// Start the delivery task of one target.
+    /// Start the delivery task of one target of `app_id`, reporting its attempts to
+    /// `reports`.
     pub fn start(
         client: reqwest::Client,
+        app_id: Arc<str>,
         app: AppSource,
         target: Target,
         settings: WebhookSettings,
+        reports: AttemptReports,
     ) -> TargetHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let queued = Arc::new(AtomicUsize::new(0));
+        let shown: Arc<str> = Arc::from(shown_url(&target.url));
         let target = Arc::new(target);
         let sender = Arc::new(Sender {
             client,
+            app_id,
             app,
             target: target.clone(),
+            shown: shown.clone(),
+            reports,
             settings: settings.clone(),
             stats: stats.clone(),
             queued: queued.clone(),
         });
         tokio::spawn(run(sender, rx));
         TargetHandle {
-            target,
+            shown,
             tx,
             queued,
             limit: settings.queue.max(1),
@@ -151,7 +166,7 @@ impl TargetHandle {
             if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                 *last = Some(Instant::now());
                 tracing::warn!(
-                    target_url = %self.target.url,
+                    target_url = %self.shown,
                     kind = q.event.kind.name(),
                     channel = %q.event.channel,
                     overflowed_total = n,
@@ -261,16 +276,35 @@ impl Sender {
         let delivered = loop {
             attempt += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let why = match self.attempt(&batch).await {
-                Ok(()) => break true,
-                Err(why) => why,
+            let failure = match self.attempt(&batch).await {
+                Ok(status) => {
+                    self.report(
+                        &batch,
+                        attempt,
+                        Some(status),
+                        None,
+                        Outcome::Delivered,
+                        None,
+                    );
+                    break true;
+                }
+                Err(failure) => failure,
             };
+            let why = &failure.why;
             self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
             let wait = jittered(backoff);
             if started.elapsed() + wait > s.retry_for {
+                self.report(
+                    &batch,
+                    attempt,
+                    failure.status,
+                    Some(why),
+                    Outcome::GivenUp,
+                    None,
+                );
                 tracing::warn!(
-                    target_url = %self.target.url,
-                    kinds = %kinds(&batch),
+                    target_url = %self.shown,
+                    kinds = %kinds(&batch).join(","),
                     events = batch.len(),
                     attempts = attempt,
                     "webhook given up after {:?}: {why}",
@@ -278,8 +312,16 @@ impl Sender {
                 );
                 break false;
             }
+            self.report(
+                &batch,
+                attempt,
+                failure.status,
+                Some(why),
+                Outcome::WillRetry,
+                Some(wait),
+            );
             tracing::debug!(
-                target_url = %self.target.url,
+                target_url = %self.shown,
                 attempt,
                 "webhook attempt failed ({why}); retry in {wait:?}"
             );
@@ -300,8 +342,44 @@ impl Sender {
         channels
     }
 
-    async fn attempt(&self, batch: &[Queued]) -> Result<(), String> {
-        let app = (self.app)().ok_or_else(|| "the app is no longer configured".to_string())?;
+    /// Tell the watchers (if any) how an attempt went.
+    fn report(
+        &self,
+        batch: &[Queued],
+        attempt: u32,
+        status: Option<u16>,
+        error: Option<&str>,
+        outcome: Outcome,
+        retry_in: Option<Duration>,
+    ) {
+        self.reports.report(|| {
+            let mut channels: Vec<Arc<str>> = Vec::new();
+            for q in batch {
+                if !channels.contains(&q.event.channel) {
+                    channels.push(q.event.channel.clone());
+                }
+            }
+            Attempt {
+                app_id: self.app_id.clone(),
+                target: self.shown.clone(),
+                kinds: kinds(batch),
+                channels,
+                events: batch.len(),
+                attempt,
+                status,
+                error: error.map(str::to_string),
+                outcome,
+                retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
+            }
+        });
+    }
+
+    /// One request: the receiver's status when it answered 2xx.
+    async fn attempt(&self, batch: &[Queued]) -> Result<u16, Failure> {
+        let app = (self.app)().ok_or_else(|| Failure {
+            status: None,
+            why: "the app is no longer configured".into(),
+        })?;
         let body = sign::body(sign::now_ms(), batch.iter().map(|q| &*q.event.json));
         let signature = sign::signature(&app.secret, &body);
         let mut req = self
@@ -314,32 +392,45 @@ impl Sender {
         for (k, v) in &self.target.headers {
             req = req.header(k, v);
         }
-        let response = req.body(body).send().await.map_err(describe)?;
+        let response = req.body(body).send().await.map_err(|e| Failure {
+            status: None,
+            why: describe(e),
+        })?;
         let status = response.status();
         // Read the (small) answer so the connection goes back to the keep-alive pool.
         let _ = response.bytes().await;
         if status.is_success() {
-            Ok(())
+            Ok(status.as_u16())
         } else {
-            Err(format!("answered {status}"))
+            Err(Failure {
+                status: Some(status.as_u16()),
+                why: format!("answered {status}"),
+            })
         }
     }
 }
 
+/// Why an attempt failed: the receiver's status when it answered, and a short reason.
+struct Failure {
+    status: Option<u16>,
+    why: String,
+}
+
+/// A request error in a few words, without the URL (it may hold credentials).
 fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "unreachable".into()
     } else {
-        e.to_string()
+        e.without_url().to_string()
     }
 }
 
-/// The kinds in a batch, for logs.
-fn kinds(batch: &[Queued]) -> String {
-    let set: BTreeSet<&str> = batch.iter().map(|q| q.event.kind.name()).collect();
-    set.into_iter().collect::<Vec<_>>().join(",")
+/// The kinds in a batch, each once, sorted.
+fn kinds(batch: &[Queued]) -> Vec<&'static str> {
+    let set: BTreeSet<&'static str> = batch.iter().map(|q| q.event.kind.name()).collect();
+    set.into_iter().collect()
 }
 
 #[cfg(test)]

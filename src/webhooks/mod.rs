@@ -8,7 +8,10 @@
 //! ([`cluster`]), whence the one node that holds the delivery lease dispatches them; the
 //! dispatcher gives each to the targets that want it, each with its own queue, batching and
 //! retries ([`delivery`], [`batch`]); requests are signed as the SDKs check ([`sign`]).
+//! Every attempt is reported to whoever watches ([`attempts`]: the debug console subscribes
+//! through [`Webhooks::watch_attempts`]; this module knows nothing of it).
 
+pub mod attempts;
 pub mod batch;
 pub mod cluster;
 pub mod config;
@@ -18,11 +21,13 @@ mod metrics;
 pub mod observer;
 pub mod sign;
 
+pub use attempts::Attempt;
 pub use config::{Kinds, Target, WebhookSettings};
 pub use delivery::StatsSnapshot;
 
 use crate::adapter::redis::RedisSettings;
 use crate::hub::Hub;
+use attempts::AttemptReports;
 use batch::{Ack, Queued};
 use delivery::TargetHandle;
 use event::WebhookEvent;
@@ -48,6 +53,8 @@ pub struct Dispatcher {
     client: reqwest::Client,
     settings: WebhookSettings,
     handles: Mutex<HashMap<TargetId, Arc<TargetHandle>>>,
+    /// Where every target reports its attempts.
+    reports: AttemptReports,
 }
 
 impl Dispatcher {
@@ -96,9 +103,11 @@ impl Dispatcher {
             Arc::new(move || hub.upgrade().and_then(|h| h.app(&id)).map(|ah| ah.app()));
         TargetHandle::start(
             self.client.clone(),
+            app_id.clone(),
             source,
             target.clone(),
             self.settings.clone(),
+            self.reports.clone(),
         )
     }
 
@@ -184,6 +193,7 @@ impl Webhooks {
             client: delivery::client(&settings)?,
             settings: settings.clone(),
             handles: Mutex::new(HashMap::new()),
+            reports: AttemptReports::new(settings.attempt_reports),
         });
         let handle = hub.observe(OBSERVER_QUEUE);
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
@@ -247,6 +257,13 @@ impl Webhooks {
         if let Err(e) = registry.register(Box::new(collector)) {
             tracing::warn!("webhooks: cannot register metrics: {e}");
         }
+    }
+
+    /// Watch every delivery attempt of this node from now on (the debug console does): a
+    /// bounded ring, so a watcher that falls behind misses reports (and is told how many)
+    /// instead of slowing delivery.
+    pub fn watch_attempts(&self) -> tokio::sync::broadcast::Receiver<Arc<Attempt>> {
+        self.dispatcher.reports.watch()
     }
 
     /// Delivery counters summed over every target.

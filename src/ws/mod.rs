@@ -281,6 +281,9 @@ impl ConnTask {
         let Some(mut socket) = self.socket.take() else {
             return;
         };
+        self.session
+            .conn()
+            .record_ending(Some(ending.code), ending.reason);
         self.closing = Some(Box::pin(async move {
             let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, finish(&mut socket, ending)).await;
         }));
@@ -295,9 +298,13 @@ impl ConnTask {
                 Err(_) => Err(Refusal::invalid("binary frame is not UTF-8 JSON")),
             },
             Message::Close(frame) => {
-                if frame.is_some_and(|f| f.code == 1000 || f.code == 1001) {
-                    self.session.conn().mark_clean_close();
+                let code = frame.as_ref().map(|f| f.code);
+                let conn = self.session.conn();
+                if code.is_some_and(|c| c == 1000 || c == 1001) {
+                    conn.mark_clean_close();
                 }
+                // The client's code (its reason is its own text: not kept).
+                conn.record_ending(code, "closed by the client");
                 return Flow::ClientClosed;
             }
             Message::Ping(_) | Message::Pong(_) => Ok(()),

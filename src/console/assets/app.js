@@ -61,7 +61,7 @@ function matches(row, f) {
   if (f.app && row.app_id !== f.app) return false;
   if (f.type && row.type !== f.type) return false;
   if (f.channel && !channelsOf(row).some((c) => f.channel.test(c))) return false;
-  if (f.event && row.event !== f.event) return false;
+  if (f.event && row.event !== f.event && !(row.kinds || []).includes(f.event)) return false;
   if (f.socket && row.socket_id !== f.socket && row.except_socket_id !== f.socket) return false;
   if (f.user && row.user_id !== f.user) return false;
   return true;
@@ -78,6 +78,11 @@ function details(row) {
     case 'member_added': case 'member_removed':
       parts.push(row.here ? 'this node' : 'other node', row.cluster ? 'cluster-wide' : 'not last/first in cluster'); break;
     case 'dropped': parts.push(`${row.count} rows dropped (${row.where})`); break;
+    case 'webhook_attempt':
+      parts.push(row.outcome.replace('_', ' '), `attempt ${row.attempt}`,
+        row.status ? `HTTP ${row.status}` : row.error, `${row.events} event(s)`, `→ ${row.target}`);
+      if (row.retry_in_ms !== null && row.retry_in_ms !== undefined) parts.push(`retry in ${(row.retry_in_ms / 1000).toFixed(1)}s`);
+      break;
     case 'api_publish': case 'client_event':
       parts.push(`→ ${row.recipients} connection(s)`, `${row.bytes} B`);
       if (row.except_socket_id) parts.push(`except ${row.except_socket_id}`);
@@ -90,13 +95,13 @@ function details(row) {
 }
 
 function renderRow(row) {
-  const tr = el('tr', null, `t-${row.type}`);
+  const tr = el('tr', null, `t-${row.type}` + (row.outcome ? ` o-${row.outcome}` : ''));
   tr.append(
     el('td', (row.time || '').slice(11, 23)),
     el('td', row.app_id ?? ''),
     el('td', row.type),
     el('td', channelsOf(row).join(', ')),
-    el('td', row.event ?? ''),
+    el('td', row.event ?? (row.kinds || []).join(', ')),
     el('td', row.socket_id ?? ''),
     el('td', row.user_id ?? ''),
     el('td', details(row), 'details'),
