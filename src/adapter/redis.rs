@@ -450,13 +450,29 @@ impl Shared {
             payload,
             stream,
         };
-        if self.tx.try_send(out).is_err() {
+        if let Err(e) = self.tx.try_send(out) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!(
                     dropped = n + 1,
                     "redis adapter: outgoing queue full, dropping"
                 );
+            }
+            self.deliver_here(std::slice::from_ref(&e.into_inner()));
+        }
+    }
+
+    /// Numbered publishes that surely did not reach Redis were not delivered here yet: this
+    /// node's subscribers still get them (as every publish reaches its own node while Redis
+    /// is away), though no stream holds them for recovery.
+    fn deliver_here(&self, outs: &[Out]) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        for out in outs {
+            if let Some(w) = &out.stream {
+                let f = &w.fallback;
+                hub.deliver_unnumbered(&f.app, &f.channel, &f.frame, f.except);
             }
         }
     }
@@ -906,7 +922,13 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
                     n
                 }
             },
-            None => batch.len(),
+            None => {
+                // Nothing of it reached Redis: numbered publishes can still reach this node's
+                // subscribers. (After a failed send that is unknown: some may have been
+                // published, and delivering them here too could duplicate them.)
+                sh.deliver_here(&batch);
+                batch.len()
+            }
         };
         if lost == 0 {
             if down {
@@ -920,17 +942,6 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
             }
             down = true;
             sh.dropped.fetch_add(lost as u64, Ordering::Relaxed);
-            if let Some(hub) = sh.hub.upgrade() {
-                // Numbered publishes were not delivered here yet: this node's subscribers
-                // still get them (as every publish reaches its own node while Redis is away),
-                // though no stream holds them for recovery.
-                for out in &batch {
-                    if let Some(w) = &out.stream {
-                        let f = &w.fallback;
-                        hub.deliver_unnumbered(&f.app, &f.channel, &f.frame, f.except);
-                    }
-                }
-            }
             // Do not spin while Redis is away; the queue absorbs what comes meanwhile.
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
