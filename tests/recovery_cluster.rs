@@ -314,3 +314,25 @@ async fn wait_for_port(port: u16) {
     // The adapter subscribes right after the listener opens.
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
+
+#[tokio::test]
+async fn with_redis_away_a_recovered_channel_still_reaches_this_nodes_subscribers() {
+    // Nobody listens there: every publish fails to reach Redis.
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let hub = Hub::new(Apps::new(vec![recovering_app()]), HubSettings::default());
+    let settings = RedisSettings {
+        url: dead,
+        prefix: prefix(),
+        ..RedisSettings::default()
+    };
+    let _adapter = RedisAdapter::start(&hub, settings).unwrap();
+    let server = TestServer::from_hub(hub, recovering_app(), ServerOptions::default()).await;
+    let mut c = lineage_client(server.addr.port(), "tab-0ff1-redis-away").await;
+    // Nothing can be recovered or even asked: the subscription goes on without.
+    let ok = c.subscribe("news").await;
+    assert_eq!(data(&ok), json!({"recovered": false, "missed": 0}));
+    for i in 0..3 {
+        server.http().publish(&["news"], "e", &i.to_string()).await;
+    }
+    assert_eq!(read_events(&mut c, 3).await, ["0", "1", "2"]);
+}
