@@ -71,7 +71,12 @@ pub fn app(broadcaster: &MemoryBroadcaster, jwt_secret: &str) -> Router {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt::init();
+    // RUST_LOG through the library's filter: at trace it keeps the WebSocket library's frames
+    // (and the signatures in them) out of the log (SECURITY.md, "Logs").
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(rf_broadcast::log_filter(&directives))
+        .init();
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p.parse().map_err(|_| {
             std::io::Error::new(

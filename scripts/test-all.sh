@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust tests (unit, black-box, doc, the import-cycle
 # check), the real-client compat suite (pusher-js, Laravel Echo, Pusher Node/Python SDKs,
-# headless Chromium) and the load generator's correctness smoke run. Exits non-zero if any part
+# headless Chromium) with its servers at trace level and a scan of their logs for secrets, and
+# the load generator's correctness smoke run. Exits non-zero if any part
 # fails. It first prepares the machine itself (scripts/prepare.sh: npm packages, the Python venv,
 # Debian's chromium, a Redis on 127.0.0.1:6379), or stops at once with the command to run.
 # The README's test command, and what .ci/run runs.
@@ -30,7 +31,14 @@ step() {
 step "cargo build" cargo build --workspace --all-targets
 step "cargo test" cargo test --workspace
 export RF_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rf-broadcast"
-step "compat-tests" bash -c 'cd compat-tests && npm test'
+# The compat suite with every server it starts at trace level (RF_COMPAT_TRACE=1), its logs in a
+# directory of their own, then every one of those logs scanned for secrets and signatures
+# (SECURITY.md, "Logs"; compat-tests/scan-logs.mjs).
+trace_logs="$PWD/compat-tests/logs/trace-run"
+rm -rf "$trace_logs"
+step "compat-tests (servers at trace level)" env RF_COMPAT_TRACE=1 RF_LOG_DIR="$trace_logs" \
+  bash -c 'cd compat-tests && npm test'
+step "no secret in the compat logs" node compat-tests/scan-logs.mjs --require-trace "$trace_logs"
 if [ -x loadgen/smoke.sh ]; then
   step "loadgen smoke" loadgen/smoke.sh
 fi

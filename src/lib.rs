@@ -36,6 +36,7 @@ mod dev;
 mod env;
 mod hub;
 mod listener;
+mod logging;
 mod metrics;
 mod protocol;
 mod ratelog;
@@ -61,7 +62,9 @@ pub use broadcaster::{
 };
 // What `serve` and `RedisAdapter::start` take: a hub and its settings.
 pub use apps::Apps;
+// The log filter that keeps signatures out of trace logs (SECURITY.md, "Logs").
 pub use hub::{AppsReload, Hub, HubEvent, HubSettings, MemberChange, ObserverHandle};
+pub use logging::log_filter;
 pub use readiness::Readiness;
 pub use reload::ReloadHooks;
 pub use server::{serve, serve_with, AppState, ServerOptions, Serving};

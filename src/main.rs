@@ -56,9 +56,11 @@ fn main() {
         },
         None => None,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter(&config.log_level))
-        .init();
+    let filter = rf_broadcast::log_filter(&config.log_level);
+    let shown = filter.to_string();
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // What is logged, caps included: at debug and trace, where it matters (SECURITY.md, "Logs").
+    tracing::debug!("log filter: {shown}");
 
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if config.workers > 0 {
@@ -80,36 +82,6 @@ fn main() {
         eprintln!("rf-broadcast: {}", e.message);
         std::process::exit(e.code);
     }
-}
-
-/// Dependencies whose trace output repeats what peers send, verbatim: tungstenite logs every
-/// frame at trace, subscription and sign-in signatures included (SECURITY.md, "Logs").
-const VERBATIM_LOGGERS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
-
-/// The log filter for `--log-level`: as given, except that when it turns everything to trace
-/// the loggers above stay at debug, unless the filter names them itself
-/// (`--log-level trace,tungstenite=trace` to see frames).
-fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    for name in VERBATIM_LOGGERS {
-        if caps_logger(level, name) {
-            if let Ok(d) = format!("{name}=debug").parse() {
-                filter = filter.add_directive(d);
-            }
-        }
-    }
-    filter
-}
-
-/// Whether `level` would log `name` at trace only because its default level is trace.
-fn caps_logger(level: &str, name: &str) -> bool {
-    let directives: Vec<&str> = level.split(',').map(str::trim).collect();
-    let default_trace = directives
-        .iter()
-        .any(|d| !d.contains('=') && d.eq_ignore_ascii_case("trace"));
-    let named = directives.iter().any(|d| d.starts_with(name));
-    default_trace && !named
 }
 
 /// Why the server stopped with an error, and the exit code that says so: 2 for what the
@@ -374,23 +346,4 @@ fn handle_signals(
         }
     });
     Ok(rx)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::caps_logger;
-
-    #[test]
-    fn only_a_trace_default_caps_the_verbatim_loggers() {
-        assert!(caps_logger("trace", "tungstenite"));
-        assert!(caps_logger("warn,trace", "tungstenite"));
-        assert!(caps_logger("TRACE,hyper=info", "tokio_tungstenite"));
-        // Lower defaults are left alone (a cap at debug would raise them).
-        for level in ["error", "warn", "info", "debug", "info,rf_broadcast=trace"] {
-            assert!(!caps_logger(level, "tungstenite"), "{level}");
-        }
-        // Naming the logger is asking for its frames.
-        assert!(!caps_logger("trace,tungstenite=trace", "tungstenite"));
-        assert!(caps_logger("trace,tungstenite=trace", "tokio_tungstenite"));
-    }
 }

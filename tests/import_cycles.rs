@@ -343,6 +343,7 @@ const LAYERS: &[&[&str]] = &[
         "tls",
         "readiness",
         "redis_probe",
+        "logging",
     ],
     &["hub"],
     &["metrics"],

@@ -8,6 +8,9 @@
 //   RF_EXTERNAL  host:port of an already running server to use instead of spawning one (for
 //                checking the tests themselves against another Pusher-compatible server)
 //   RF_LOG_DIR   where server logs go (default compat-tests/logs/)
+//   RF_COMPAT_TRACE=1  every server the suite starts logs at trace level (`RF_LOG=trace` for
+//                rf-broadcast, `RUST_LOG=trace` for the embedding example); scan-logs.mjs then
+//                checks that no secret or signature reached those logs (SECURITY.md, "Logs")
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -23,6 +26,85 @@ export const REPO = path.resolve(ROOT, '..');
 export const APP = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 // 32 bytes 0x00..0x1f, base64 (the protocol reference's test master key).
 export const MASTER_KEY_B64 = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=';
+
+/** RF_COMPAT_TRACE=1: every server of the run logs at trace level (see the top of this file). */
+export const TRACE = process.env.RF_COMPAT_TRACE === '1';
+
+/** Where server logs go (created on first use). */
+export function logDir() {
+  const dir = process.env.RF_LOG_DIR || path.join(ROOT, 'logs');
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * The file, in the log directory, where every secret handed to a server is recorded so that
+ * scan-logs.mjs can look for it (a dot-file: the scan skips it, and it is not a server's log).
+ */
+export const SECRETS_FILE = '.secrets.jsonl';
+
+/** Records the secrets handed to a server, as [{ what, value }] (see SECRETS_FILE). */
+export function registerSecrets(secrets, log) {
+  const list = secrets.filter((s) => typeof s.value === 'string' && s.value.length > 0);
+  if (list.length === 0) return;
+  fs.appendFileSync(path.join(logDir(), SECRETS_FILE), JSON.stringify({ log, secrets: list }) + '\n');
+}
+
+/** Flags whose value is a secret: never written to a log header, always scanned for. */
+const SECRET_FLAG = /secret|token|password|passwd|master-key|jwt/i;
+
+/**
+ * A command line fit for a log header: the value of every secret flag, and the password and
+ * query values of every URL, replaced by <redacted>. Returns { shown, secrets: [{ what, value }] }.
+ */
+export function redactArgs(args) {
+  const secrets = [];
+  const shown = args.map((a, i) => {
+    const prev = i > 0 ? args[i - 1] : '';
+    if (prev.startsWith('--') && !prev.includes('=') && SECRET_FLAG.test(prev)) {
+      secrets.push({ what: prev, value: a });
+      return '<redacted>';
+    }
+    const eq = a.match(/^(--[^=]+)=(.*)$/s);
+    if (eq && SECRET_FLAG.test(eq[1])) {
+      secrets.push({ what: eq[1], value: eq[2] });
+      return `${eq[1]}=<redacted>`;
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) {
+      let u;
+      try {
+        u = new URL(a);
+      } catch {
+        return a;
+      }
+      const flag = prev.startsWith('--') ? `${prev} ` : '';
+      if (u.password) {
+        secrets.push({ what: `${flag}URL password`, value: decodeURIComponent(u.password) });
+        u.password = 'redacted';
+      }
+      for (const [k, v] of [...u.searchParams]) {
+        if (v) secrets.push({ what: `${flag}URL query ${k}`, value: v });
+        u.searchParams.set(k, 'redacted');
+      }
+      return u.toString();
+    }
+    return a;
+  });
+  return { shown, secrets };
+}
+
+/**
+ * Opens (appends to) the log of one server process, heads it with the command line (secrets
+ * redacted) and records its secrets, those of `args` and `extraSecrets` ([{ what, value }]);
+ * returns the file descriptor to hand to spawn (close it after spawning).
+ */
+export function openServerLog(logPath, bin, args, extraSecrets = []) {
+  const { shown, secrets } = redactArgs(args);
+  registerSecrets([...secrets, ...extraSecrets], path.basename(logPath));
+  const out = fs.openSync(logPath, 'a');
+  fs.writeSync(out, `\n=== ${new Date().toISOString()} ${TRACE ? '[trace] ' : ''}${bin} ${shown.join(' ')}\n`);
+  return out;
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -164,20 +246,17 @@ export async function startServer({ flags = [], name = 'server', port, app = APP
   const bin = findBinary();
   const host = '127.0.0.1';
   port = port ?? (await freePort());
-  const logDir = process.env.RF_LOG_DIR || path.join(ROOT, 'logs');
-  fs.mkdirSync(logDir, { recursive: true });
-  const logPath = path.join(logDir, `${name}-${port}.log`);
+  const logPath = path.join(logDir(), `${name}-${port}.log`);
   const args = ['--host', host, '--port', String(port), '--app-id', app.id, '--app-key', app.key, '--app-secret', app.secret, ...flags];
   const scheme = tls ? 'https' : 'http';
   const srv = { host, port, url: `${scheme}://${host}:${port}`, app, bin, args, logPath, child: null, exits: [] };
 
   srv.launch = async () => {
-    const out = fs.openSync(logPath, 'a');
-    fs.writeSync(out, `\n=== ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
-    const child = spawn(bin, args, {
-      stdio: ['ignore', out, out],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', RUST_BACKTRACE: '1' },
-    });
+    const out = openServerLog(logPath, bin, args);
+    // The level: --log-level in `flags` wins over RF_LOG (clap: a flag before its env variable).
+    const env = { ...process.env, RUST_BACKTRACE: '1' };
+    if (TRACE) env.RF_LOG = 'trace';
+    const child = spawn(bin, args, { stdio: ['ignore', out, out], env });
     fs.closeSync(out);
     srv.child = child;
     child.exited = new Promise((resolve) => child.on('exit', (code, signal) => { srv.exits.push({ code, signal }); resolve({ code, signal }); }));

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import PusherServer from 'pusher';
-import { ROOT, REPO, freePort, sleep } from '../lib/harness.mjs';
+import { ROOT, REPO, TRACE, freePort, sleep, logDir, openServerLog } from '../lib/harness.mjs';
 import { CHROMIUM_ARGS } from '../lib/static.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -56,11 +56,11 @@ async function startExample() {
   const target = process.env.CARGO_TARGET_DIR ? path.resolve(REPO, process.env.CARGO_TARGET_DIR) : path.join(REPO, 'target');
   const bin = path.join(target, 'debug/examples/authorized');
   const port = await freePort();
-  const logDir = process.env.RF_LOG_DIR || path.join(ROOT, 'logs');
-  fs.mkdirSync(logDir, { recursive: true });
-  const logPath = path.join(logDir, `authorized-example-${port}.log`);
-  const out = fs.openSync(logPath, 'a');
-  const child = spawn(bin, [], { stdio: ['ignore', out, out], env: { ...process.env, PORT: String(port), JWT_SECRET, RUST_LOG: 'info' } });
+  const logPath = path.join(logDir(), `authorized-example-${port}.log`);
+  // The example's secrets come through its environment; the harness records them for the scan.
+  const out = openServerLog(logPath, bin, [], [{ what: 'JWT_SECRET', value: JWT_SECRET }, { what: 'the example\'s app secret', value: APP.secret }]);
+  const env = { ...process.env, PORT: String(port), JWT_SECRET, RUST_LOG: TRACE ? 'trace' : 'info' };
+  const child = spawn(bin, [], { stdio: ['ignore', out, out], env });
   fs.closeSync(out);
   const exited = new Promise((r) => child.on('exit', r));
   const url = `http://127.0.0.1:${port}`;
