@@ -40,7 +40,7 @@ fi
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 "$RF_BIN" --host 127.0.0.1 --port "$PORT" --app-id app-id --app-key app-key --app-secret app-secret \
-    --client-events true --log-level warn >"$OUT/server.log" 2>&1 &
+    --client-events true --log-level warn --metrics-port 0 >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 up=0
 for _ in $(seq 1 100); do

@@ -73,8 +73,9 @@ fn main() {
             .build()
     };
     let rt = rt.expect("tokio runtime");
-    // A hard cap on any run, whatever the options say.
-    let cap = std::time::Duration::from_secs(1800);
+    // A hard cap on any run, whatever the options say: the longest scenario (a 30-minute
+    // soak) plus its setup and drain.
+    let cap = std::time::Duration::from_secs(2700);
     let res = rt.block_on(async {
         let fut = async {
             match &cli.scenario {
@@ -90,7 +91,7 @@ fn main() {
         };
         match tokio::time::timeout(cap, fut).await {
             Ok(r) => r,
-            Err(_) => Err("run exceeded the 30 minute hard cap".to_string()),
+            Err(_) => Err("run exceeded the 45 minute hard cap".to_string()),
         }
     });
     match res {
