@@ -18,11 +18,11 @@
 //! reconnection every wanted channel is subscribed again.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Where a Redis channel stands on the current connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ struct Route {
     /// The hub has local subscribers for it.
     local: bool,
     state: State,
-    /// When it lost its last local subscriber.
+    /// When it lost its last local subscriber (or was first wanted).
     vacated: Instant,
     /// How long it stays subscribed after that.
     linger: Duration,
@@ -140,6 +140,17 @@ impl Interest {
                 }
             }
         }))
+    }
+
+    /// The channels this node has wanted without a break since `since` (local subscribers all
+    /// along): what other nodes published on them meanwhile was meant for this node.
+    pub fn held_since(&self, since: Instant) -> HashSet<String> {
+        let t = self.table.lock();
+        t.routes
+            .iter()
+            .filter(|(_, r)| r.local && r.vacated <= since)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Redis channels subscribed (confirmed) on the current connection.
@@ -262,12 +273,18 @@ impl Interest {
     }
 }
 
+/// Channels whose `UNSUBSCRIBE` Redis confirmed, for the task reading the subscription: it
+/// handles what arrived on them before the confirmation, forgets their gap baselines
+/// (`gaps.rs`), then answers.
+pub(super) type Unsubscribed = (Vec<String>, oneshot::Sender<()>);
+
 /// Keep connection `generation`'s subscriptions in line with the wanted set until the
 /// connection fails (then the caller's subscriber loop reconnects).
 pub(super) async fn reconcile(
     interest: Arc<Interest>,
     mut sink: super::link::Subscriptions,
     generation: u64,
+    unsubscribed: mpsc::UnboundedSender<Unsubscribed>,
 ) {
     loop {
         let Some((subs, unsubs, next)) = interest.plan(generation) else {
@@ -285,6 +302,12 @@ pub(super) async fn reconcile(
             interest.commands.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = sink.unsubscribe(&unsubs).await {
                 tracing::warn!("redis adapter: UNSUBSCRIBE failed: {e}");
+                return;
+            }
+            // Before any of them can be subscribed again, so the messages of the old
+            // subscription and the new never meet in one baseline.
+            let (ack, acked) = oneshot::channel();
+            if unsubscribed.send((unsubs.clone(), ack)).is_err() || acked.await.is_err() {
                 return;
             }
             interest.done(generation, &unsubs, false);
@@ -373,6 +396,27 @@ mod tests {
             .expect("released by the confirmation");
         assert!(i.ready("a").is_none());
         assert_eq!(i.timeouts(), 0);
+    }
+
+    #[test]
+    fn held_since_names_the_channels_wanted_throughout() {
+        let i = interest();
+        let g = i.connected();
+        for c in ["kept", "left", "back"] {
+            i.set(c.into(), true, LINGER);
+        }
+        let (subs, _, _) = i.plan(g).unwrap();
+        i.done(g, &subs, true);
+        i.disconnected();
+        let since = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        // During the outage: one leaves, one leaves and comes back, one is new.
+        i.set("left".into(), false, LINGER);
+        i.set("back".into(), false, LINGER);
+        i.set("back".into(), true, LINGER);
+        i.set("new".into(), true, LINGER);
+        let held = i.held_since(since);
+        assert_eq!(held, HashSet::from(["kept".to_string()]));
     }
 
     #[tokio::test]
