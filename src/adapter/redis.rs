@@ -1211,7 +1211,9 @@ impl Shared {
     /// of the old subscription). False when the hub is gone.
     fn consume_queued(&self, stream: &mut link::Incoming) -> bool {
         use futures_util::FutureExt;
-        while let Some(Some(msg)) = stream.next().now_or_never() {
+        // Unconstrained: with the task's cooperative budget spent, the stream would answer
+        // "nothing yet" while messages are waiting.
+        while let Some(Some(msg)) = tokio::task::unconstrained(stream.next()).now_or_never() {
             if !self.consume(&msg) {
                 return false;
             }

@@ -51,6 +51,9 @@ struct Table {
     /// Bumped on every new Redis connection: answers for an older one are ignored.
     generation: u64,
     connected: bool,
+    /// Channels [`Interest::plan`] dropped without an `UNSUBSCRIBE` (not subscribed on this
+    /// connection), for [`Interest::take_dropped`].
+    dropped: Vec<String>,
 }
 
 /// How interest routing behaves; see the module docs.
@@ -190,6 +193,8 @@ impl Interest {
         let mut t = self.table.lock();
         t.generation += 1;
         t.connected = false;
+        // Their baselines go on reconnection, with every channel not wanted all along.
+        t.dropped.clear();
         t.routes.retain(|_, r| {
             r.state = State::Idle;
             r.waiters.clear();
@@ -204,16 +209,19 @@ impl Interest {
         if t.generation != generation {
             return None;
         }
-        // Channels left before they were ever subscribed: nothing to undo, nobody to hold.
-        t.routes.retain(|_, r| {
+        // Channels left before they were (again) subscribed: nothing to undo, nobody to hold.
+        let mut dropped = Vec::new();
+        t.routes.retain(|name, r| {
             let stale = !r.local && r.state == State::Idle;
             if stale {
                 for w in r.waiters.drain(..) {
                     let _ = w.send(());
                 }
+                dropped.push(name.clone());
             }
             !stale
         });
+        t.dropped.extend(dropped);
         let now = Instant::now();
         let (mut subs, mut unsubs, mut next) = (Vec::new(), Vec::new(), None::<Instant>);
         for (name, r) in t.routes.iter_mut() {
@@ -239,6 +247,13 @@ impl Interest {
             next = Some(now);
         }
         Some((subs, unsubs, next))
+    }
+
+    /// The channels dropped from the wanted set since the last call without being subscribed
+    /// on this connection (one kept across a reconnection whose last subscriber left before
+    /// it was subscribed again): their gap baselines go too.
+    fn take_dropped(&self) -> Vec<String> {
+        std::mem::take(&mut self.table.lock().dropped)
     }
 
     /// Redis confirmed `channels` on connection `generation`.
@@ -273,7 +288,8 @@ impl Interest {
     }
 }
 
-/// Channels whose `UNSUBSCRIBE` Redis confirmed, for the task reading the subscription: it
+/// Channels this node stopped listening to (their `UNSUBSCRIBE` confirmed, or dropped before
+/// they were subscribed on this connection), for the task reading the subscription: it
 /// handles what arrived on them before the confirmation, forgets their gap baselines
 /// (`gaps.rs`), then answers.
 pub(super) type Unsubscribed = (Vec<String>, oneshot::Sender<()>);
@@ -290,6 +306,13 @@ pub(super) async fn reconcile(
         let Some((subs, unsubs, next)) = interest.plan(generation) else {
             return;
         };
+        let dropped = interest.take_dropped();
+        if !dropped.is_empty() {
+            let (ack, acked) = oneshot::channel();
+            if unsubscribed.send((dropped, ack)).is_err() || acked.await.is_err() {
+                return;
+            }
+        }
         if !subs.is_empty() {
             interest.commands.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = sink.subscribe(&subs).await {
@@ -417,6 +440,16 @@ mod tests {
         i.set("new".into(), true, LINGER);
         let held = i.held_since(since);
         assert_eq!(held, HashSet::from(["kept".to_string()]));
+        // Back up, "kept" loses its subscriber before it is subscribed again: dropped without
+        // an UNSUBSCRIBE, and reported so its baselines go.
+        let g = i.connected();
+        i.set("kept".into(), false, LINGER);
+        let (subs, unsubs, _) = i.plan(g).unwrap();
+        assert!(unsubs.is_empty() && !subs.contains(&"kept".to_string()));
+        let mut dropped = i.take_dropped();
+        dropped.sort();
+        assert_eq!(dropped, ["kept", "left"]);
+        assert!(i.take_dropped().is_empty());
     }
 
     #[tokio::test]
