@@ -32,6 +32,12 @@ pub fn subscription_count(hub: &Hub, app_id: &str, channel: &str) -> usize {
     hub.channel(app_id, channel).subscription_count
 }
 
+/// How many (other node, Redis channel) pairs the Redis adapter keeps a last number for (gap
+/// detection): bounded by the channels it listens to and the nodes alive.
+pub fn redis_baselines(adapter: &crate::RedisAdapter) -> usize {
+    adapter.baselines()
+}
+
 /// How many channels with subscribers on this node start with `prefix`.
 pub fn occupied_channels(hub: &Hub, app_id: &str, prefix: &str) -> usize {
     hub.channels(app_id, prefix).len()

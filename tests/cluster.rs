@@ -1,6 +1,7 @@
 //! Several nodes joined over Redis behave as one server: publishes, client events, presence,
 //! API counts, terminate, watchlists and cache channels across nodes; a node killed with
-//! SIGKILL leaves no ghost members; a Redis restart is survived.
+//! SIGKILL leaves no ghost members; a Redis restart is survived (and what was published
+//! meanwhile counted missed by the node it never reached).
 //!
 //! Needs a Redis on 127.0.0.1:6379 (each test uses its own random prefix) and, for the
 //! restart test, `redis-server` on the PATH (started on a spare port).
@@ -122,6 +123,9 @@ async fn publish_reaches_every_node_once_in_order(routing: Routing) {
         c.expect_silence(Duration::from_millis(300)).await;
     }
     stranger.expect_silence(Duration::from_millis(100)).await;
+    for n in &nodes {
+        assert_eq!(n.adapter.missed(), 0, "no false alarm");
+    }
 }
 
 both!(publish_reaches_every_node_once_in_order);
@@ -502,6 +506,13 @@ async fn redis_restart_is_survived(routing: Routing) {
     .await;
     b2.join(room, "u2", json!({})).await;
     a1.expect_event("pusher_internal:member_added").await;
+    nodes[0]
+        .server
+        .http()
+        .publish(&["feed"], "before", "0")
+        .await;
+    b2.expect_event("before").await;
+    local.expect_next("before").await;
 
     // Redis goes away.
     redis.0.kill().unwrap();
@@ -556,6 +567,15 @@ async fn redis_restart_is_survived(routing: Routing) {
         .await;
     let v = b2.expect_event("after").await;
     assert_eq!(v["data"], "2");
+    // What A published while Redis was away never reached B, and B counted it when the next
+    // message on the same Redis channel came: "during" (and with partition routing u3's
+    // arrival, on the same partition channel as "after"; on its own it stays unseen).
+    let expected = match routing {
+        Routing::Partition => 2,
+        Routing::Channel => 1,
+    };
+    assert_eq!(nodes[1].adapter.missed(), expected);
+    assert_eq!(nodes[0].adapter.missed(), 0);
     // u1 and u2 were never removed while Redis was away.
     let mut ids = testing::presence_users(&nodes[1].server.hub, "app-id", room);
     ids.sort();

@@ -14,6 +14,8 @@
 //! through one bounded queue (`Adapter::send` never blocks: when it is full the message is
 //! dropped and counted) to one publishing task that pipelines them on a multiplexed
 //! connection, so the order a node publishes in is the order every other node delivers in.
+//! That task numbers the messages carrying clients' events per Redis channel, and receivers
+//! count the numbers that never reached them (`gaps.rs`, [`RedisAdapter::missed`]).
 //!
 //! The pub/sub side keeps no Redis keys (recovery's streams and lineages are `streams.rs`):
 //! presence members and signed-in users of every node are mirrored in
@@ -36,6 +38,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
+mod gaps;
 mod link;
 mod metrics;
 mod routing;
@@ -90,6 +93,10 @@ pub struct RedisSettings {
     /// A Redis Sentinel master name: `url` names the sentinels (`redis://h1:26379,h2:26379`)
     /// and the node talks to the primary they name, following failovers.
     pub sentinel: Option<String>,
+    /// A Redis channel this node has not published on for this long has its message numbering
+    /// forgotten (the next message starts a new count; see `gaps.rs`): bounds the numbering
+    /// to the channels used lately.
+    pub numbering_idle: Duration,
 }
 
 impl Default for RedisSettings {
@@ -108,6 +115,7 @@ impl Default for RedisSettings {
             subscribe_batch: 512,
             cluster_urls: Vec::new(),
             sentinel: None,
+            numbering_idle: Duration::from_secs(60),
         }
     }
 }
@@ -117,6 +125,10 @@ impl Default for RedisSettings {
 struct Envelope {
     node: String,
     msg: Msg,
+    /// Its number on its Redis channel, written by the publishing task after serialization
+    /// ([`gaps::stamp`]); messages that carry no client event have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<gaps::Seq>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,8 +192,39 @@ enum Msg {
     },
 }
 
+impl Msg {
+    /// Whether it carries clients' events, so it is numbered and its loss counted by the
+    /// receivers; the cluster's own bookkeeping (heartbeats, state, queries) is repaired by
+    /// the protocol instead.
+    fn numbered(&self) -> bool {
+        match self {
+            Msg::Publish { .. }
+            | Msg::MemberAdded { .. }
+            | Msg::MemberRemoved { .. }
+            | Msg::Terminate { .. }
+            | Msg::UserOnline { .. }
+            | Msg::UserOffline { .. }
+            | Msg::Supersede { .. } => true,
+            Msg::Heartbeat
+            | Msg::Sync { .. }
+            | Msg::State { .. }
+            | Msg::Query { .. }
+            | Msg::Reply { .. } => false,
+        }
+    }
+}
+
 /// Channel names with their subscription counts on one node.
 type ChannelCounts = Vec<(String, usize)>;
+
+/// Another node, as this one knows it.
+struct Peer {
+    id: Arc<str>,
+    /// When it was last heard from.
+    seen: Instant,
+    /// The last numbers received from it (`gaps.rs`).
+    numbers: gaps::Seen,
+}
 
 /// One message for the publishing task: Redis channel and payload, and for a recovered
 /// channel's API publish the stream it is numbered in (`streams.rs`).
@@ -189,6 +232,8 @@ struct Out {
     channel: String,
     payload: Vec<u8>,
     stream: Option<Box<streams::StreamWrite>>,
+    /// Numbered by the publishing task (see [`Msg::numbered`]).
+    numbered: bool,
 }
 
 struct Shared {
@@ -206,9 +251,13 @@ struct Shared {
     dropped: AtomicU64,
     /// Of those, messages whose publish failed (Redis away, a shard down, a failover).
     lost: AtomicU64,
+    /// Numbered messages of other nodes that never arrived here (`gaps.rs`).
+    missed: AtomicU64,
+    /// Rate limit of the "messages from a node never arrived" warnings.
+    missed_log: crate::ratelog::RateLog,
     connected: AtomicBool,
-    /// Other nodes and when they were last heard from.
-    nodes: Mutex<HashMap<Arc<str>, Instant>>,
+    /// Other nodes: when they were last heard from, and what of theirs arrived.
+    nodes: Mutex<HashMap<Arc<str>, Peer>>,
     /// When this node last heard its own heartbeat (its subscription is alive).
     own_seen: Mutex<Instant>,
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<ChannelCounts>>>,
@@ -277,6 +326,8 @@ impl RedisAdapter {
             tx,
             dropped: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+            missed_log: crate::ratelog::RateLog::default(),
             connected: AtomicBool::new(false),
             nodes: Mutex::new(HashMap::new()),
             own_seen: Mutex::new(Instant::now()),
@@ -359,6 +410,26 @@ impl RedisAdapter {
         self.shared.lost.load(Ordering::Relaxed)
     }
 
+    /// Messages of other nodes that never arrived here: holes in their numbering per Redis
+    /// channel, counted when the next one arrives (`gaps.rs`). Whatever the cause: the sender's
+    /// publish failed (it counted them in its [`lost`](Self::lost) too), or Redis accepted
+    /// them while this node's subscription was down, or before it had subscribed to a new
+    /// primary. Only clients' events count (publishes, client events, presence changes,
+    /// terminations), on channels this node listened to all along.
+    pub fn missed(&self) -> u64 {
+        self.shared.missed.load(Ordering::Relaxed)
+    }
+
+    /// (Origin node, Redis channel) pairs whose last number this node keeps (`testing`).
+    pub(crate) fn baselines(&self) -> usize {
+        self.shared
+            .nodes
+            .lock()
+            .values()
+            .map(|p| p.numbers.len())
+            .sum()
+    }
+
     /// Its figures as Prometheus series (`rf_broadcast_redis_*`), read at scrape time:
     /// register it on the metrics registry.
     pub fn collector(self: &Arc<Self>) -> RedisCollector {
@@ -437,9 +508,11 @@ impl Shared {
 
     /// Queue a message; with `stream`, numbered in that stream by the publish script.
     fn enqueue_with(&self, channel: String, msg: Msg, stream: Option<Box<streams::StreamWrite>>) {
+        let numbered = msg.numbered();
         let env = Envelope {
             node: self.node.to_string(),
             msg,
+            seq: None,
         };
         let payload = match serde_json::to_vec(&env) {
             Ok(p) => p,
@@ -449,6 +522,7 @@ impl Shared {
             channel,
             payload,
             stream,
+            numbered,
         };
         if let Err(e) = self.tx.try_send(out) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -477,6 +551,46 @@ impl Shared {
         }
     }
 
+    /// `n` numbered messages of `node` on `route` never arrived: count and warn (rate-limited).
+    fn count_missed(&self, node: &str, route: &str, n: u64) {
+        let total = self.missed.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(held) = self.missed_log.allow() {
+            tracing::warn!(
+                node = %node,
+                channel = %route,
+                missed = n,
+                total,
+                "redis adapter: messages from another node never arrived here{}",
+                crate::ratelog::held_back(held)
+            );
+        }
+    }
+
+    /// This node no longer listens to `routes` (what arrived on them before is handled): the
+    /// next number of each node on them is a new baseline.
+    fn forget_routes(&self, routes: &[String]) {
+        let mut nodes = self.nodes.lock();
+        for peer in nodes.values_mut() {
+            for route in routes {
+                peer.numbers.forget(route);
+            }
+        }
+    }
+
+    /// A new subscription is up after one lost at `since`: keep the baselines of the channels
+    /// listened to all along (`subscribed` now, and, with interest routing, the channels with
+    /// local subscribers throughout), so what was published meanwhile counts as missed; forget
+    /// the others (nobody here wanted their messages for a while).
+    fn resume_numbers(&self, subscribed: &[String], since: Instant) {
+        let mut keep: HashSet<String> = subscribed.iter().cloned().collect();
+        if let Some(interest) = &self.interest {
+            keep.extend(interest.held_since(since));
+        }
+        for peer in self.nodes.lock().values_mut() {
+            peer.numbers.retain(|route| keep.contains(route));
+        }
+    }
+
     /// Send this node's full state (every app) to the others.
     fn send_state(&self, hub: &Hub) {
         for app in &self.app_ids() {
@@ -502,8 +616,8 @@ impl Shared {
     fn on_connected(&self, hub: &Hub) {
         let now = Instant::now();
         *self.own_seen.lock() = now;
-        for seen in self.nodes.lock().values_mut() {
-            *seen = now;
+        for peer in self.nodes.lock().values_mut() {
+            peer.seen = now;
         }
         self.connected.store(true, Ordering::Relaxed);
         self.enqueue(self.ctl_channel(), Msg::Heartbeat);
@@ -511,7 +625,8 @@ impl Shared {
         self.send_state(hub);
     }
 
-    fn handle(&self, hub: &Hub, payload: &[u8]) {
+    /// One message from Redis, received on `route`.
+    fn handle(&self, hub: &Hub, route: &str, payload: &[u8]) {
         let (numbered, payload) = match streams::split_numbered(payload) {
             Some((at, rest)) => (Some(at), rest),
             None => (None, payload),
@@ -547,21 +662,32 @@ impl Shared {
             }
             return;
         }
-        let (node, new) = {
+        let (node, new, missed) = {
+            let now = Instant::now();
             let mut nodes = self.nodes.lock();
-            match nodes.get_key_value(env.node.as_str()) {
-                Some((k, _)) => {
-                    let k = k.clone();
-                    nodes.insert(k.clone(), Instant::now());
-                    (k, false)
+            if let Some(peer) = nodes.get_mut(env.node.as_str()) {
+                peer.seen = now;
+                let missed = env.seq.map_or(0, |seq| peer.numbers.check(route, seq));
+                (peer.id.clone(), false, missed)
+            } else {
+                // Unknown (new, restarted under a new id, or expired): its first numbers
+                // here are baselines.
+                let mut peer = Peer {
+                    id: Arc::from(env.node.as_str()),
+                    seen: now,
+                    numbers: gaps::Seen::default(),
+                };
+                if let Some(seq) = env.seq {
+                    peer.numbers.check(route, seq);
                 }
-                None => {
-                    let k: Arc<str> = Arc::from(env.node.as_str());
-                    nodes.insert(k.clone(), Instant::now());
-                    (k, true)
-                }
+                let id = peer.id.clone();
+                nodes.insert(id.clone(), peer);
+                (id, true, 0)
             }
         };
+        if missed > 0 {
+            self.count_missed(&node, route, missed);
+        }
         if new {
             tracing::info!(node = %node, "redis adapter: node joined");
             if !matches!(env.msg, Msg::State { .. } | Msg::Sync { .. }) {
@@ -883,6 +1009,7 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
     let mut conn: Option<link::Publisher> = None;
     let mut down = false;
     let mut batch: Vec<Out> = Vec::with_capacity(256);
+    let mut numbering = gaps::Numbering::new(sh.settings.numbering_idle);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < 256 {
@@ -891,6 +1018,13 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
                 Err(_) => break,
             }
         }
+        // Numbered in queue order, before the publish is tried: a message that fails keeps its
+        // number, so the receivers see the hole (and count it missed).
+        let now = Instant::now();
+        for out in batch.iter_mut().filter(|o| o.numbered) {
+            numbering.stamp(&mut out.payload, &out.channel, now);
+        }
+        numbering.sweep(now);
         if conn.is_none() {
             match target.publisher().await {
                 Ok(c) => conn = Some(c),
@@ -957,6 +1091,8 @@ async fn publisher(sh: Arc<Shared>, target: Arc<Target>, mut rx: mpsc::Receiver<
 async fn subscriber(sh: Arc<Shared>, target: Arc<Target>) {
     let mut backoff = Duration::from_millis(100);
     let mut was_up = false;
+    // When the last subscription was lost.
+    let mut down_since: Option<Instant> = None;
     loop {
         if sh.hub.strong_count() == 0 {
             return;
@@ -977,30 +1113,42 @@ async fn subscriber(sh: Arc<Shared>, target: Arc<Target>) {
                 }
                 sh.outage.reset();
                 was_up = true;
+                if let Some(since) = down_since.take() {
+                    sh.resume_numbers(&channels, since);
+                }
                 let Some(hub) = sh.hub.upgrade() else { return };
                 sh.on_connected(&hub);
                 drop(hub);
                 // Per-channel subscriptions ride on the same connection, so their messages
                 // are ordered with the partition channels'.
+                let (unsubscribed, mut unsubscribed_rx) = mpsc::unbounded_channel();
                 let routes = sh.interest.clone().map(|interest| {
                     let generation = interest.connected();
                     AbortOnDrop(tokio::spawn(routing::reconcile(
                         interest,
                         sink.clone(),
                         generation,
+                        unsubscribed.clone(),
                     )))
                 });
                 let mut subscribed: HashSet<String> = channels.into_iter().collect();
                 loop {
                     tokio::select! {
                         msg = stream.next() => match msg {
-                            Some(payload) => {
-                                sh.received.fetch_add(1, Ordering::Relaxed);
-                                let Some(hub) = sh.hub.upgrade() else { return };
-                                sh.handle(&hub, &payload);
+                            Some(msg) => {
+                                if !sh.consume(&msg) {
+                                    return;
+                                }
                             }
                             None => break,
                         },
+                        Some((gone, ack)) = unsubscribed_rx.recv() => {
+                            if !sh.consume_queued(&mut stream) {
+                                return;
+                            }
+                            sh.forget_routes(&gone);
+                            let _ = ack.send(());
+                        }
                         _ = sh.resubscribe.notified() => break,
                         _ = sh.apps_changed.notified() => {
                             let want: HashSet<String> = sh.all_channels().into_iter().collect();
@@ -1009,13 +1157,20 @@ async fn subscriber(sh: Arc<Shared>, target: Arc<Target>) {
                                 break;
                             }
                             let gone: Vec<String> = subscribed.difference(&want).cloned().collect();
-                            if !gone.is_empty() && sink.unsubscribe(&gone).await.is_err() {
-                                break;
+                            if !gone.is_empty() {
+                                if sink.unsubscribe(&gone).await.is_err() {
+                                    break;
+                                }
+                                if !sh.consume_queued(&mut stream) {
+                                    return;
+                                }
+                                sh.forget_routes(&gone);
                             }
                             subscribed = want;
                         }
                     }
                 }
+                down_since = Some(Instant::now());
                 sh.connected.store(false, Ordering::Relaxed);
                 drop(routes);
                 if let Some(interest) = &sh.interest {
@@ -1051,6 +1206,33 @@ async fn subscriber(sh: Arc<Shared>, target: Arc<Target>) {
     }
 }
 
+impl Shared {
+    /// Hand one message from Redis to the hub; false when the hub is gone.
+    fn consume(&self, msg: &link::Message) -> bool {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        self.handle(&hub, msg.channel(), msg.payload());
+        true
+    }
+
+    /// Hand over what the subscription holds already: after an `UNSUBSCRIBE` is confirmed,
+    /// every message Redis sent before it (so a channel's baselines go after its last message
+    /// of the old subscription). False when the hub is gone.
+    fn consume_queued(&self, stream: &mut link::Incoming) -> bool {
+        use futures_util::FutureExt;
+        // Unconstrained: with the task's cooperative budget spent, the stream would answer
+        // "nothing yet" while messages are waiting.
+        while let Some(Some(msg)) = tokio::task::unconstrained(stream.next()).now_or_never() {
+            if !self.consume(&msg) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// A task that ends with its owner (the subscription it serves).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -1080,10 +1262,11 @@ async fn watchdog(sh: Arc<Shared>) {
             continue;
         }
         let expired: Vec<Arc<str>> = {
+            // Forgotten with its numbers: if it comes back, its next ones are baselines.
             let mut nodes = sh.nodes.lock();
             let gone: Vec<Arc<str>> = nodes
                 .iter()
-                .filter(|(_, seen)| seen.elapsed() > sh.settings.node_expiry)
+                .filter(|(_, peer)| peer.seen.elapsed() > sh.settings.node_expiry)
                 .map(|(n, _)| n.clone())
                 .collect();
             for n in &gone {
@@ -1119,9 +1302,10 @@ mod tests {
                 except: Some(7),
                 cache: false,
             },
+            seq: None,
         };
-        let text = serde_json::to_string(&env).unwrap();
-        let back: Envelope = serde_json::from_str(&text).unwrap();
+        let mut text = serde_json::to_vec(&env).unwrap();
+        let back: Envelope = serde_json::from_slice(&text).unwrap();
         assert!(matches!(
             back.msg,
             Msg::Publish {
@@ -1129,5 +1313,33 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(back.seq, None);
+        // Numbered by the publishing task, as it goes on the wire.
+        let mut numbering = gaps::Numbering::new(Duration::from_secs(60));
+        numbering.stamp(&mut text, "route", Instant::now());
+        let back: Envelope = serde_json::from_slice(&text).unwrap();
+        assert_eq!(back.seq, Some(gaps::Seq(1, 1)));
+        assert!(envelope_publish(&text).is_some());
+    }
+
+    #[test]
+    fn only_clients_events_are_numbered() {
+        assert!(Msg::Terminate {
+            app: "a".into(),
+            user_id: "u".into()
+        }
+        .numbered());
+        assert!(Msg::Supersede {
+            app: "a".into(),
+            socket: 1
+        }
+        .numbered());
+        assert!(!Msg::Heartbeat.numbered());
+        assert!(!Msg::Sync { to: None }.numbered());
+        assert!(!Msg::Reply {
+            id: 1,
+            channels: vec![]
+        }
+        .numbered());
     }
 }

@@ -167,7 +167,7 @@ impl Target {
                 }
                 let mut subs = Subscriptions::Cluster(conn);
                 subs.subscribe(channels).await?;
-                Ok((subs, Incoming::Cluster(rx)))
+                Ok((subs, Incoming::Cluster { rx, ended: false }))
             }
         }
     }
@@ -319,25 +319,60 @@ async fn each(c: &mut ClusterConnection, channels: &[String], subscribe: bool) -
 /// What a subscription delivers.
 pub(super) enum Incoming {
     Single(PubSubStream),
-    Cluster(mpsc::UnboundedReceiver<PushInfo>),
+    Cluster {
+        rx: mpsc::UnboundedReceiver<PushInfo>,
+        /// The link to a shard broke: the subscription is over.
+        ended: bool,
+    },
+}
+
+/// One message from Redis: the channel it came on and its payload (not copied).
+pub(super) enum Message {
+    Single(redis::Msg),
+    Cluster { channel: Vec<u8>, payload: Vec<u8> },
+}
+
+impl Message {
+    /// The Redis channel (`"?"` if it is not UTF-8, which this adapter's channels always are).
+    pub fn channel(&self) -> &str {
+        match self {
+            Message::Single(m) => m.get_channel_name(),
+            Message::Cluster { channel, .. } => std::str::from_utf8(channel).unwrap_or("?"),
+        }
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            Message::Single(m) => m.get_payload_bytes(),
+            Message::Cluster { payload, .. } => payload,
+        }
+    }
 }
 
 impl Incoming {
-    /// The next message's payload; `None` when the subscription is gone (on a cluster: when
-    /// the link to any shard broke).
-    pub async fn next(&mut self) -> Option<Vec<u8>> {
+    /// The next message; `None` when the subscription is gone (on a cluster: when the link to
+    /// any shard broke), and ever after.
+    pub async fn next(&mut self) -> Option<Message> {
         use futures_util::StreamExt;
         match self {
-            Incoming::Single(stream) => stream.next().await.map(|m| m.get_payload_bytes().to_vec()),
-            Incoming::Cluster(rx) => loop {
+            Incoming::Single(stream) => stream.next().await.map(Message::Single),
+            Incoming::Cluster { rx, ended } => loop {
+                if *ended {
+                    return None;
+                }
                 let push = rx.recv().await?;
                 match push.kind {
                     PushKind::SMessage | PushKind::Message => {
-                        if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
-                            return Some(payload);
+                        let mut data = push.data.into_iter();
+                        if let (
+                            Some(Value::BulkString(channel)),
+                            Some(Value::BulkString(payload)),
+                        ) = (data.next(), data.next())
+                        {
+                            return Some(Message::Cluster { channel, payload });
                         }
                     }
-                    PushKind::Disconnection => return None,
+                    PushKind::Disconnection => *ended = true,
                     _ => {}
                 }
             },

@@ -1,5 +1,5 @@
 //! The Redis adapter's figures as Prometheus series, read at scrape time: what it lost,
-//! dropped and received, and (interest routing) its per-channel subscriptions.
+//! dropped, received and missed, and (interest routing) its per-channel subscriptions.
 //!
 //! A collector of its own, registered on the metrics registry by whoever starts the adapter
 //! (`main.rs`), so the metrics module needs to know nothing of Redis.
@@ -16,6 +16,7 @@ pub struct RedisCollector {
     lost: IntCounter,
     dropped: IntCounter,
     received: IntCounter,
+    missed: IntCounter,
     subscribe_commands: IntCounter,
     subscribe_timeouts: IntCounter,
     channel_subscriptions: IntGauge,
@@ -39,6 +40,10 @@ impl RedisCollector {
                 "Messages to other nodes not published: queue full, or lost",
             ),
             received: counter("received_total", "Messages received from Redis"),
+            missed: counter(
+                "missed_total",
+                "Messages of other nodes that never arrived here (holes in their numbering): their publish failed, or this node's subscription was down or not yet on a new primary",
+            ),
             subscribe_commands: counter(
                 "subscribe_commands_total",
                 "Interest routing: SUBSCRIBE/UNSUBSCRIBE batches sent",
@@ -55,11 +60,12 @@ impl RedisCollector {
         }
     }
 
-    fn parts(&self) -> [&dyn Collector; 6] {
+    fn parts(&self) -> [&dyn Collector; 7] {
         [
             &self.lost,
             &self.dropped,
             &self.received,
+            &self.missed,
             &self.subscribe_commands,
             &self.subscribe_timeouts,
             &self.channel_subscriptions,
@@ -85,6 +91,7 @@ impl Collector for RedisCollector {
         catch_up(&self.lost, a.lost());
         catch_up(&self.dropped, a.dropped());
         catch_up(&self.received, a.received());
+        catch_up(&self.missed, a.missed());
         let (commands, timeouts) = a.routing_stats();
         catch_up(&self.subscribe_commands, commands);
         catch_up(&self.subscribe_timeouts, timeouts);

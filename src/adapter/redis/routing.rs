@@ -18,11 +18,11 @@
 //! reconnection every wanted channel is subscribed again.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Where a Redis channel stands on the current connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ struct Route {
     /// The hub has local subscribers for it.
     local: bool,
     state: State,
-    /// When it lost its last local subscriber.
+    /// When it lost its last local subscriber (or was first wanted).
     vacated: Instant,
     /// How long it stays subscribed after that.
     linger: Duration,
@@ -51,6 +51,9 @@ struct Table {
     /// Bumped on every new Redis connection: answers for an older one are ignored.
     generation: u64,
     connected: bool,
+    /// Channels [`Interest::plan`] dropped without an `UNSUBSCRIBE` (not subscribed on this
+    /// connection), for [`Interest::take_dropped`].
+    dropped: Vec<String>,
 }
 
 /// How interest routing behaves; see the module docs.
@@ -142,6 +145,17 @@ impl Interest {
         }))
     }
 
+    /// The channels this node has wanted without a break since `since` (local subscribers all
+    /// along): what other nodes published on them meanwhile was meant for this node.
+    pub fn held_since(&self, since: Instant) -> HashSet<String> {
+        let t = self.table.lock();
+        t.routes
+            .iter()
+            .filter(|(_, r)| r.local && r.vacated <= since)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Redis channels subscribed (confirmed) on the current connection.
     pub fn subscribed(&self) -> usize {
         let t = self.table.lock();
@@ -179,6 +193,8 @@ impl Interest {
         let mut t = self.table.lock();
         t.generation += 1;
         t.connected = false;
+        // Their baselines go on reconnection, with every channel not wanted all along.
+        t.dropped.clear();
         t.routes.retain(|_, r| {
             r.state = State::Idle;
             r.waiters.clear();
@@ -193,16 +209,19 @@ impl Interest {
         if t.generation != generation {
             return None;
         }
-        // Channels left before they were ever subscribed: nothing to undo, nobody to hold.
-        t.routes.retain(|_, r| {
+        // Channels left before they were (again) subscribed: nothing to undo, nobody to hold.
+        let mut dropped = Vec::new();
+        t.routes.retain(|name, r| {
             let stale = !r.local && r.state == State::Idle;
             if stale {
                 for w in r.waiters.drain(..) {
                     let _ = w.send(());
                 }
+                dropped.push(name.clone());
             }
             !stale
         });
+        t.dropped.extend(dropped);
         let now = Instant::now();
         let (mut subs, mut unsubs, mut next) = (Vec::new(), Vec::new(), None::<Instant>);
         for (name, r) in t.routes.iter_mut() {
@@ -228,6 +247,13 @@ impl Interest {
             next = Some(now);
         }
         Some((subs, unsubs, next))
+    }
+
+    /// The channels dropped from the wanted set since the last call without being subscribed
+    /// on this connection (one kept across a reconnection whose last subscriber left before
+    /// it was subscribed again): their gap baselines go too.
+    fn take_dropped(&self) -> Vec<String> {
+        std::mem::take(&mut self.table.lock().dropped)
     }
 
     /// Redis confirmed `channels` on connection `generation`.
@@ -262,17 +288,31 @@ impl Interest {
     }
 }
 
+/// Channels this node stopped listening to (their `UNSUBSCRIBE` confirmed, or dropped before
+/// they were subscribed on this connection), for the task reading the subscription: it
+/// handles what arrived on them before the confirmation, forgets their gap baselines
+/// (`gaps.rs`), then answers.
+pub(super) type Unsubscribed = (Vec<String>, oneshot::Sender<()>);
+
 /// Keep connection `generation`'s subscriptions in line with the wanted set until the
 /// connection fails (then the caller's subscriber loop reconnects).
 pub(super) async fn reconcile(
     interest: Arc<Interest>,
     mut sink: super::link::Subscriptions,
     generation: u64,
+    unsubscribed: mpsc::UnboundedSender<Unsubscribed>,
 ) {
     loop {
         let Some((subs, unsubs, next)) = interest.plan(generation) else {
             return;
         };
+        let dropped = interest.take_dropped();
+        if !dropped.is_empty() {
+            let (ack, acked) = oneshot::channel();
+            if unsubscribed.send((dropped, ack)).is_err() || acked.await.is_err() {
+                return;
+            }
+        }
         if !subs.is_empty() {
             interest.commands.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = sink.subscribe(&subs).await {
@@ -285,6 +325,12 @@ pub(super) async fn reconcile(
             interest.commands.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = sink.unsubscribe(&unsubs).await {
                 tracing::warn!("redis adapter: UNSUBSCRIBE failed: {e}");
+                return;
+            }
+            // Before any of them can be subscribed again, so the messages of the old
+            // subscription and the new never meet in one baseline.
+            let (ack, acked) = oneshot::channel();
+            if unsubscribed.send((unsubs.clone(), ack)).is_err() || acked.await.is_err() {
                 return;
             }
             interest.done(generation, &unsubs, false);
@@ -373,6 +419,37 @@ mod tests {
             .expect("released by the confirmation");
         assert!(i.ready("a").is_none());
         assert_eq!(i.timeouts(), 0);
+    }
+
+    #[test]
+    fn held_since_names_the_channels_wanted_throughout() {
+        let i = interest();
+        let g = i.connected();
+        for c in ["kept", "left", "back"] {
+            i.set(c.into(), true, LINGER);
+        }
+        let (subs, _, _) = i.plan(g).unwrap();
+        i.done(g, &subs, true);
+        i.disconnected();
+        let since = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        // During the outage: one leaves, one leaves and comes back, one is new.
+        i.set("left".into(), false, LINGER);
+        i.set("back".into(), false, LINGER);
+        i.set("back".into(), true, LINGER);
+        i.set("new".into(), true, LINGER);
+        let held = i.held_since(since);
+        assert_eq!(held, HashSet::from(["kept".to_string()]));
+        // Back up, "kept" loses its subscriber before it is subscribed again: dropped without
+        // an UNSUBSCRIBE, and reported so its baselines go.
+        let g = i.connected();
+        i.set("kept".into(), false, LINGER);
+        let (subs, unsubs, _) = i.plan(g).unwrap();
+        assert!(unsubs.is_empty() && !subs.contains(&"kept".to_string()));
+        let mut dropped = i.take_dropped();
+        dropped.sort();
+        assert_eq!(dropped, ["kept", "left"]);
+        assert!(i.take_dropped().is_empty());
     }
 
     #[tokio::test]
