@@ -343,20 +343,6 @@ both!(cache_channels_across_nodes);
 // ---------------------------------------------------------------------------------------------
 // Faults
 
-async fn wait_tcp(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} never opened"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 /// The real binary as a cluster node.
 async fn spawn_node(prefix: &str, routing: Routing) -> (KillOnDrop, TestClientSide) {
     let routing = match routing {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{app, Client, TestServer};
+use common::{app, read_events, Client, TestServer};
 use rf_broadcast::App;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -30,25 +30,6 @@ async fn lineage_client(s: &TestServer, lineage: &str) -> Client {
 
 fn data(v: &Value) -> Value {
     serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
-}
-
-/// Read events named `e` until `n` arrived (answering pings as pusher-js does).
-async fn read_events(c: &mut Client, n: usize) -> Vec<String> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let v = c
-            .next(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("only {} of {n} events arrived: {got:?}", got.len()));
-        match v["event"].as_str() {
-            Some("e") => got.push(v["data"].as_str().unwrap().to_string()),
-            Some("pusher:ping") => {
-                c.send(json!({"event":"pusher:pong","data":{}})).await;
-            }
-            _ => {}
-        }
-    }
-    got
 }
 
 #[tokio::test]

@@ -98,23 +98,6 @@ fn data(v: &Value) -> Value {
     serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
 }
 
-/// Read events named `e` until `n` arrived (answering pings as pusher-js does).
-async fn read_events(c: &mut Client, n: usize) -> Vec<String> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let v = c
-            .next(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("only {} of {n} events arrived: {got:?}", got.len()));
-        match v["event"].as_str() {
-            Some("e") => got.push(v["data"].as_str().unwrap().to_string()),
-            Some("pusher:ping") => c.send(json!({"event":"pusher:pong","data":{}})).await,
-            _ => {}
-        }
-    }
-    got
-}
-
 /// Answer pings until `d` has passed without anything else arriving.
 async fn answer_pings_for(c: &mut Client, d: Duration) {
     let until = tokio::time::Instant::now() + d;
@@ -311,17 +294,7 @@ async fn a_killed_node_leaves_its_lineages_recoverable(routing: Routing) {
 both!(a_killed_node_leaves_its_lineages_recoverable);
 
 async fn wait_for_port(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} never opened"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_tcp(port).await;
     // The adapter subscribes right after the listener opens.
     tokio::time::sleep(Duration::from_millis(500)).await;
 }

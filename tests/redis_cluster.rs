@@ -65,20 +65,6 @@ impl Drop for RedisCluster {
     }
 }
 
-async fn wait_tcp(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} never opened"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 async fn query(url: &str, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
     let client = redis::Client::open(url)?;
     let mut c = client.get_multiplexed_async_connection().await?;
@@ -177,20 +163,6 @@ async fn node(cluster: &RedisCluster, prefix: &str, routing: Routing) -> Node {
     let adapter = RedisAdapter::start(&hub, settings).unwrap();
     let server = TestServer::from_hub(hub, recovering_app(), ServerOptions::default()).await;
     Node { server, adapter }
-}
-
-/// Events named `e` until `n` arrived, answering the server's pings.
-async fn read_events(c: &mut Client, n: usize) -> Vec<String> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let v = c.next(Duration::from_secs(10)).await.expect("an event");
-        match v["event"].as_str() {
-            Some("e") => got.push(v["data"].as_str().unwrap().to_string()),
-            Some("pusher:ping") => c.send(json!({"event":"pusher:pong","data":{}})).await,
-            _ => {}
-        }
-    }
-    got
 }
 
 /// A lineage client drops from A and recovers on B what was published meanwhile.

@@ -36,20 +36,6 @@ fn redis(args: &[&str]) -> KillOnDrop {
     KillOnDrop(child)
 }
 
-async fn wait_tcp(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} never opened"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 struct Node {
     server: TestServer,
     adapter: Arc<RedisAdapter>,

@@ -363,3 +363,33 @@ impl Api {
         .await
     }
 }
+
+/// Wait (at most 10 s) until something listens on 127.0.0.1:`port`.
+pub async fn wait_tcp(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "port {port} never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Read events named `e` until `n` arrived (their `data`), answering the server's
+/// `pusher:ping`s as pusher-js does; panics when one does not come within 10 s.
+pub async fn read_events(c: &mut Client, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let v = c
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("only {} of {n} events arrived: {got:?}", got.len()));
+        match v["event"].as_str() {
+            Some("e") => got.push(v["data"].as_str().unwrap_or_default().to_string()),
+            Some("pusher:ping") => c.send(json!({"event":"pusher:pong","data":{}})).await,
+            _ => {}
+        }
+    }
+    got
+}
