@@ -5,6 +5,8 @@
 # a b c a b c. Prints server CPU-s per million deliveries and e2e p99 per run.
 #
 #   BASE_BIN=/path/to/old/rf-broadcast loadgen/seam-ab.sh [ROUNDS]
+#   BASE_FLAGS="--metrics false ..." adds flags to the base binary's start (e.g. when the base
+#   is today's code with the seam compiled out rather than an older commit)
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${1:-2}"
@@ -22,7 +24,8 @@ stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PI
 trap stop EXIT
 start() { # variant
   case "$1" in
-    before) "$BASE_BIN" --host 127.0.0.1 --port $PORT --log-level warn >/tmp/seam-ab.log 2>&1 & ;;
+    # shellcheck disable=SC2086
+    before) "$BASE_BIN" --host 127.0.0.1 --port $PORT --log-level warn ${BASE_FLAGS:-} >/tmp/seam-ab.log 2>&1 & ;;
     no-observer) "$NEW_BIN" --host 127.0.0.1 --port $PORT --log-level warn --metrics false \
         --max-connections-per-ip 0 --max-pending-handshakes 0 >/tmp/seam-ab.log 2>&1 & ;;
     metrics) "$NEW_BIN" --host 127.0.0.1 --port $PORT --log-level warn --metrics-port 0 \
