@@ -417,8 +417,9 @@ impl AppHub {
             return;
         }
         if self.across_nodes() {
-            let clean = conn.closed_cleanly() || cursors.is_empty();
-            self.send_checkpoint(conn, lineage, cursors, Some(clean));
+            // A drop keeps the lineage's record (even with no cursor of its own, the previous
+            // connection's unclaimed ones stay for the next); a clean close forgets it.
+            self.send_checkpoint(conn, lineage, cursors, Some(conn.closed_cleanly()));
             return;
         }
         if conn.closed_cleanly() || cursors.is_empty() {
